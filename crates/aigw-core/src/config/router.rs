@@ -1,0 +1,202 @@
+//! Configuration of the router filter (downstream, in the listener's HTTP
+//! filter chain): which models exist and which route serves each.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{is_valid_name, is_valid_route_id, ConfigErrors};
+use crate::routing::ModelTable;
+use crate::schema::openai::model_list_body;
+
+/// Default request body limit: 10 MiB.
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Largest accepted request body limit: 256 MiB.
+pub const MAX_REQUEST_BODY_BYTES_LIMIT: usize = 256 * 1024 * 1024;
+
+/// The router filter's JSON configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Requests with a larger body get 413 before any provider is called.
+    #[serde(default = "default_max_body")]
+    pub max_request_body_bytes: usize,
+    /// Model entries, in precedence order for patterns.
+    #[serde(default)]
+    pub models: Vec<ModelRoute>,
+    /// Providers reachable as `provider/model`.
+    #[serde(default)]
+    pub provider_prefixes: Vec<ProviderPrefixRoute>,
+}
+
+fn default_max_body() -> usize {
+    DEFAULT_MAX_REQUEST_BODY_BYTES
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig { max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES, models: vec![], provider_prefixes: vec![] }
+    }
+}
+
+/// One model entry: an exact `name` (with `aliases`) or a `pattern`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelRoute {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Route id set in `x-aigw-route`; Envoy's route table matches on it.
+    pub route: String,
+    /// `owned_by` in `/v1/models` (the provider name by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderPrefixRoute {
+    pub provider: String,
+    pub route: String,
+}
+
+/// The compiled router configuration.
+#[derive(Debug, Clone)]
+pub struct RouterPlan {
+    pub max_request_body_bytes: usize,
+    pub table: ModelTable,
+    /// Precomputed `GET /v1/models` body.
+    pub models_body: Vec<u8>,
+}
+
+impl RouterConfig {
+    pub fn compile(&self) -> Result<RouterPlan, ConfigErrors> {
+        let mut errs = ConfigErrors::default();
+        if self.max_request_body_bytes == 0 || self.max_request_body_bytes > MAX_REQUEST_BODY_BYTES_LIMIT {
+            errs.push(
+                "maxRequestBodyBytes",
+                format!("{} is out of range (1..={MAX_REQUEST_BODY_BYTES_LIMIT})", self.max_request_body_bytes),
+            );
+        }
+        let mut builder = ModelTable::builder();
+        let mut names: HashSet<&str> = HashSet::new();
+        for (i, m) in self.models.iter().enumerate() {
+            let at = format!("models[{i}]");
+            if !is_valid_route_id(&m.route) {
+                errs.push(format!("{at}.route"), format!("{:?} is not a valid route id (letters, digits, - _ . :)", m.route));
+            }
+            let owned_by = m.owned_by.as_deref().unwrap_or("aigw");
+            match (&m.name, &m.pattern) {
+                (Some(name), None) => {
+                    for (field, n) in std::iter::once(("name".to_string(), name))
+                        .chain(m.aliases.iter().enumerate().map(|(j, a)| (format!("aliases[{j}]"), a)))
+                    {
+                        if n.trim().is_empty() {
+                            errs.push(format!("{at}.{field}"), "must not be empty");
+                        } else if !names.insert(n.as_str()) {
+                            errs.push(format!("{at}.{field}"), format!("model name {n:?} is declared twice"));
+                        }
+                    }
+                    builder.model(name, &m.aliases, &m.route, owned_by);
+                }
+                (None, Some(pattern)) => {
+                    if !m.aliases.is_empty() {
+                        errs.push(format!("{at}.aliases"), "aliases are only allowed with `name`, not with `pattern`");
+                    }
+                    if !pattern.contains(['*', '?']) {
+                        errs.push(format!("{at}.pattern"), format!("{pattern:?} has no wildcard (* or ?); use `name` for an exact model"));
+                    }
+                    builder.pattern(pattern, &m.route);
+                }
+                (Some(_), Some(_)) => errs.push(at, "set either `name` or `pattern`, not both"),
+                (None, None) => errs.push(at, "set `name` or `pattern`"),
+            }
+        }
+        let mut prefixes = HashSet::new();
+        for (i, p) in self.provider_prefixes.iter().enumerate() {
+            let at = format!("providerPrefixes[{i}]");
+            if !is_valid_name(&p.provider) {
+                errs.push(format!("{at}.provider"), format!("{:?} is not a valid provider name", p.provider));
+            }
+            if !prefixes.insert(p.provider.as_str()) {
+                errs.push(format!("{at}.provider"), format!("provider {:?} is listed twice", p.provider));
+            }
+            if !is_valid_route_id(&p.route) {
+                errs.push(format!("{at}.route"), format!("{:?} is not a valid route id", p.route));
+            }
+            builder.provider_prefix(&p.provider, &p.route);
+        }
+        let table = builder.build();
+        let models_body = model_list_body(table.listed());
+        errs.into_result(RouterPlan { max_request_body_bytes: self.max_request_body_bytes, table, models_body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_json;
+
+    #[test]
+    fn parses_and_compiles_a_full_config() {
+        let cfg: RouterConfig = parse_json(
+            br#"{"maxRequestBodyBytes":1024,
+                 "models":[{"name":"gpt-4o-mini","aliases":["mini"],"route":"m0","ownedBy":"openai"},
+                           {"pattern":"gpt-*","route":"m1"}],
+                 "providerPrefixes":[{"provider":"deepseek","route":"p:deepseek"}]}"#,
+        )
+        .unwrap();
+        let plan = cfg.compile().unwrap();
+        assert_eq!(plan.max_request_body_bytes, 1024);
+        assert_eq!(plan.table.resolve("mini").unwrap().route, "m0");
+        assert_eq!(plan.table.resolve("gpt-5").unwrap().route, "m1");
+        assert_eq!(plan.table.resolve("deepseek/x").unwrap().route, "p:deepseek");
+        let listed: serde_json::Value = serde_json::from_slice(&plan.models_body).unwrap();
+        assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let cfg: RouterConfig = parse_json(b"{}").unwrap();
+        assert_eq!(cfg.max_request_body_bytes, DEFAULT_MAX_REQUEST_BODY_BYTES);
+        assert!(cfg.compile().is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_name() {
+        let err = parse_json::<RouterConfig>(br#"{"modles":[]}"#).unwrap_err();
+        assert!(err.to_string().contains("modles"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_field_and_value() {
+        let cfg: RouterConfig = parse_json(
+            br#"{"maxRequestBodyBytes":0,
+                 "models":[{"name":"a","route":"bad route"},
+                           {"name":"a","route":"m1"},
+                           {"pattern":"nowildcard","aliases":["x"],"route":"m2"},
+                           {"route":"m3"},
+                           {"name":"b","pattern":"b*","route":"m4"}],
+                 "providerPrefixes":[{"provider":"p/x","route":"r"},{"provider":"p/x","route":"r"}]}"#,
+        )
+        .unwrap();
+        let errs = cfg.compile().unwrap_err();
+        let text = errs.to_string();
+        for needle in [
+            "maxRequestBodyBytes: 0 is out of range",
+            "models[0].route: \"bad route\"",
+            "models[1].name: model name \"a\" is declared twice",
+            "models[2].aliases",
+            "models[2].pattern: \"nowildcard\" has no wildcard",
+            "models[3]: set `name` or `pattern`",
+            "models[4]: set either",
+            "providerPrefixes[0].provider: \"p/x\"",
+            "providerPrefixes[1].provider: provider \"p/x\" is listed twice",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in {text}");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Header names shared by the filters.
+//!
+//! Internal headers carry the downstream filter's decisions to Envoy's router
+//! (route match) and to the upstream filter. They are stripped from every
+//! client request before anything reads them, and from every request before it
+//! leaves Envoy for a provider, so they can be neither spoofed nor leaked.
+
+/// Every internal header starts with this prefix.
+pub const INTERNAL_PREFIX: &str = "x-aigw-";
+
+/// The route id chosen by the downstream filter; Envoy's routes match on it.
+pub const ROUTE: &str = "x-aigw-route";
+
+/// Set when the client asked for a stream: `plain`, or `usage` when it asked
+/// for `stream_options.include_usage` itself.
+pub const STREAM: &str = "x-aigw-stream";
+
+/// Response header naming the provider that served the request (documented,
+/// kept on responses to the client).
+pub const SERVED_BY: &str = "x-aigw-provider";
+
+/// Client credentials: removed before a request leaves Envoy, so a client's
+/// key never reaches a provider.
+pub const CLIENT_CREDENTIALS: &[&str] =
+    &["authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"];
+
+/// True for a header name (lowercase, as Envoy gives them) of the gateway's own.
+pub fn is_internal(name: &str) -> bool {
+    name.len() >= INTERNAL_PREFIX.len() && name[..INTERNAL_PREFIX.len()].eq_ignore_ascii_case(INTERNAL_PREFIX)
+}
+
+/// Value of [`STREAM`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamMode {
+    /// `stream: true` without `stream_options.include_usage`.
+    Plain,
+    /// `stream: true` with `stream_options.include_usage: true`.
+    WithUsage,
+}
+
+impl StreamMode {
+    pub fn as_header(self) -> &'static str {
+        match self {
+            StreamMode::Plain => "plain",
+            StreamMode::WithUsage => "usage",
+        }
+    }
+
+    pub fn from_header(value: &str) -> Option<StreamMode> {
+        match value {
+            "plain" => Some(StreamMode::Plain),
+            "usage" => Some(StreamMode::WithUsage),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_headers_are_recognised_case_insensitively() {
+        assert!(is_internal("x-aigw-route"));
+        assert!(is_internal("X-AIGW-anything"));
+        assert!(!is_internal("x-aig"));
+        assert!(!is_internal("authorization"));
+    }
+
+    #[test]
+    fn stream_mode_round_trips() {
+        for m in [StreamMode::Plain, StreamMode::WithUsage] {
+            assert_eq!(StreamMode::from_header(m.as_header()), Some(m));
+        }
+        assert_eq!(StreamMode::from_header("yes"), None);
+    }
+}

@@ -1,0 +1,19 @@
+//! Pure logic of the aigw gateway.
+//!
+//! Everything here takes bytes or typed values and returns data: a routing
+//! decision, a request rewrite, a response chunk, a usage delta. Nothing here
+//! calls the host, so it all builds and is tested natively and for wasm.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod glob;
+pub mod headers;
+pub mod keys;
+pub mod provider;
+pub mod rewrite;
+pub mod routing;
+pub mod schema;
+pub mod sse;
+pub mod stream;
+pub mod usage;

@@ -1,0 +1,251 @@
+//! The client-side view of an OpenAI chat stream: reads usage from it
+//! incrementally and, when the client did not ask for usage, removes what the
+//! gateway's own `include_usage` added, so the client sees exactly what it asked for.
+
+use crate::schema::json_object::{Edit, Members};
+use crate::schema::openai::UsagePeek;
+use crate::sse::{Event, SseParser, MAX_PENDING};
+use crate::usage::Usage;
+
+/// What to do with a body chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkOutput {
+    /// Forward the chunk as received.
+    Unchanged,
+    /// Forward these bytes instead (possibly empty: held until the event completes).
+    Replace(Vec<u8>),
+}
+
+#[derive(Debug)]
+pub struct OpenAiStream {
+    parser: SseParser,
+    strip_usage: bool,
+    /// Gave up parsing (an event over [`MAX_PENDING`]): pass bytes through.
+    bypass: bool,
+    usage: Option<Usage>,
+    saw_done: bool,
+    events: u64,
+}
+
+impl OpenAiStream {
+    /// `strip_usage`: the client did not ask for `include_usage`, so the usage
+    /// chunk and the `"usage":null` members are removed.
+    pub fn new(strip_usage: bool) -> Self {
+        OpenAiStream { parser: SseParser::new(), strip_usage, bypass: false, usage: None, saw_done: false, events: 0 }
+    }
+
+    /// Last usage the provider reported in the stream.
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+
+    /// Whether `data: [DONE]` went through: a stream without it ended early.
+    pub fn saw_done(&self) -> bool {
+        self.saw_done
+    }
+
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> ChunkOutput {
+        if self.bypass {
+            return ChunkOutput::Unchanged;
+        }
+        let events = self.parser.push(bytes);
+        if !self.strip_usage {
+            for e in &events {
+                self.observe(e);
+            }
+            if self.parser.pending() > MAX_PENDING {
+                self.bypass = true;
+                self.parser = SseParser::new();
+            }
+            return ChunkOutput::Unchanged;
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        for e in events {
+            self.forward(e, &mut out);
+        }
+        if self.parser.pending() > MAX_PENDING {
+            // Too long to be an SSE event we could edit: release what is held, stop editing.
+            if let Some(rest) = self.parser.finish() {
+                out.extend_from_slice(&rest.raw);
+            }
+            self.bypass = true;
+        }
+        ChunkOutput::Replace(out)
+    }
+
+    /// End of stream: releases bytes held for an incomplete event.
+    pub fn finish(&mut self) -> ChunkOutput {
+        if self.bypass {
+            return ChunkOutput::Unchanged;
+        }
+        let rest = self.parser.finish();
+        if !self.strip_usage {
+            if let Some(e) = &rest {
+                self.observe(e);
+            }
+            return ChunkOutput::Unchanged;
+        }
+        let mut out = Vec::new();
+        if let Some(e) = rest {
+            self.forward(e, &mut out);
+        }
+        ChunkOutput::Replace(out)
+    }
+
+    fn observe(&mut self, e: &Event) -> Option<UsagePeek> {
+        if e.data.is_empty() {
+            return None;
+        }
+        self.events += 1;
+        if e.data == "[DONE]" {
+            self.saw_done = true;
+            return None;
+        }
+        if !e.data.contains("\"usage\"") {
+            return None;
+        }
+        let peek: UsagePeek = serde_json::from_str(&e.data).ok()?;
+        if let Some(Some(u)) = &peek.usage {
+            self.usage = Some(Usage::from(u));
+        }
+        Some(peek)
+    }
+
+    fn forward(&mut self, e: Event, out: &mut Vec<u8>) {
+        let Some(peek) = self.observe(&e) else {
+            out.extend_from_slice(&e.raw);
+            return;
+        };
+        let Some(usage) = peek.usage else {
+            out.extend_from_slice(&e.raw);
+            return;
+        };
+        if usage.is_some() && peek.choices.as_ref().is_some_and(Vec::is_empty) {
+            return; // the usage-only chunk the client did not ask for
+        }
+        // A chunk carrying `usage` (null, or real usage on a content chunk): drop the member.
+        let Ok(members) = Members::parse(e.data.as_bytes()) else {
+            out.extend_from_slice(&e.raw);
+            return;
+        };
+        let json = members.write(e.data.len(), |k, _| if k == "usage" { Edit::Drop } else { Edit::Keep }, &[]);
+        if let Some(name) = &e.event {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&json);
+        out.extend_from_slice(b"\n\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(delta: &str, usage: &str) -> String {
+        format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{delta}}}]{usage}}}\n\n")
+    }
+
+    fn provider_stream_with_usage() -> String {
+        let mut s = String::new();
+        s += &chunk(r#"{"role":"assistant","content":""}"#, r#","usage":null"#);
+        s += &chunk(r#"{"content":"Hi"}"#, r#","usage":null"#);
+        s += "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n";
+        s += "data: [DONE]\n\n";
+        s
+    }
+
+    fn run(stream: &[u8], splits: &[usize], strip: bool) -> (Vec<u8>, OpenAiStream) {
+        let mut p = OpenAiStream::new(strip);
+        let mut out = Vec::new();
+        let mut last = 0;
+        for &i in splits.iter().chain(std::iter::once(&stream.len())) {
+            match p.push(&stream[last..i]) {
+                ChunkOutput::Unchanged => out.extend_from_slice(&stream[last..i]),
+                ChunkOutput::Replace(b) => out.extend(b),
+            }
+            last = i;
+        }
+        if let ChunkOutput::Replace(b) = p.finish() {
+            out.extend(b);
+        }
+        (out, p)
+    }
+
+    #[test]
+    fn strips_what_the_gateway_added_when_the_client_did_not_ask() {
+        let s = provider_stream_with_usage();
+        let (out, p) = run(s.as_bytes(), &[], true);
+        let expected = chunk(r#"{"role":"assistant","content":""}"#, "") + &chunk(r#"{"content":"Hi"}"#, "") + "data: [DONE]\n\n";
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        let u = p.usage().unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens, u.total_tokens), (Some(5), Some(2), Some(7)));
+        assert!(p.saw_done());
+    }
+
+    #[test]
+    fn passes_through_untouched_when_the_client_asked() {
+        let s = provider_stream_with_usage();
+        let (out, p) = run(s.as_bytes(), &[], false);
+        assert_eq!(out, s.as_bytes());
+        assert_eq!(p.usage().unwrap().total_tokens, Some(7));
+    }
+
+    #[test]
+    fn identical_output_at_every_split_point() {
+        let s = provider_stream_with_usage();
+        for strip in [true, false] {
+            let (whole, _) = run(s.as_bytes(), &[], strip);
+            for i in 0..=s.len() {
+                let (out, p) = run(s.as_bytes(), &[i], strip);
+                assert_eq!(out, whole, "strip={strip} split at {i}");
+                assert_eq!(p.usage().unwrap().total_tokens, Some(7));
+            }
+            for i in (0..s.len()).step_by(7) {
+                for j in (i..s.len()).step_by(11) {
+                    let (out, _) = run(s.as_bytes(), &[i, j], strip);
+                    assert_eq!(out, whole, "strip={strip} split at {i},{j}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn usage_on_a_content_chunk_is_kept_as_data_but_removed_for_the_client() {
+        let s = chunk(r#"{"content":"x"}"#, r#","usage":{"prompt_tokens":1,"completion_tokens":1}"#) + "data: [DONE]\n\n";
+        let (out, p) = run(s.as_bytes(), &[], true);
+        assert_eq!(String::from_utf8(out).unwrap(), chunk(r#"{"content":"x"}"#, "") + "data: [DONE]\n\n");
+        assert_eq!(p.usage().unwrap().total_tokens, Some(2));
+    }
+
+    #[test]
+    fn usage_sent_twice_keeps_the_last() {
+        let s = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n\
+                 data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n";
+        let (out, p) = run(s.as_bytes(), &[], true);
+        assert_eq!(out, b"data: [DONE]\n\n");
+        assert_eq!(p.usage().unwrap().output_tokens, Some(3));
+    }
+
+    #[test]
+    fn cut_stream_has_no_done_and_keeps_partial_bytes() {
+        let s = chunk(r#"{"content":"x"}"#, "") + "data: {\"choi";
+        let (out, p) = run(s.as_bytes(), &[], true);
+        assert_eq!(out, s.as_bytes());
+        assert!(!p.saw_done());
+        assert!(p.usage().is_none());
+    }
+
+    #[test]
+    fn non_json_data_passes_through() {
+        let s = "data: not json \"usage\"\n\n: comment\n\ndata: [DONE]\n\n";
+        let (out, _) = run(s.as_bytes(), &[3], true);
+        assert_eq!(out, s.as_bytes());
+    }
+}
