@@ -5,8 +5,10 @@
 //! calls the host, so it all builds and is tested natively and for wasm.
 
 pub mod api;
+pub mod body;
 pub mod config;
 pub mod error;
+pub mod flow;
 pub mod glob;
 pub mod headers;
 pub mod keys;

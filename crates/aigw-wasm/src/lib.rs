@@ -1,1 +1,62 @@
-//! placeholder
+//! The thin proxy-wasm adapter every aigw filter shares: logging and the panic
+//! hook, local replies in the client's API shape, header helpers, environment.
+//! No decisions are made here; they live in `aigw-core`.
+
+use aigw_core::error::{ApiError, ClientApi};
+use proxy_wasm::traits::HttpContext;
+use proxy_wasm::types::LogLevel;
+
+/// Sets up logging for a filter module. The SDK's logger also installs a panic
+/// hook that logs the panic at critical level before the VM aborts.
+pub fn init() {
+    proxy_wasm::set_log_level(LogLevel::Info);
+}
+
+/// Sends `err` as a local reply in the client's API shape.
+pub fn send_error<C: HttpContext + ?Sized>(ctx: &C, err: &ApiError, api: ClientApi) {
+    send_json(ctx, err.status, &err.body(api));
+}
+
+/// Sends a JSON local reply.
+pub fn send_json<C: HttpContext + ?Sized>(ctx: &C, status: u16, body: &[u8]) {
+    ctx.send_http_response(
+        u32::from(status),
+        vec![("content-type", "application/json"), ("cache-control", "no-store")],
+        Some(body),
+    );
+}
+
+/// Removes every request header with the gateway's internal prefix.
+pub fn strip_internal_request_headers<C: HttpContext + ?Sized>(ctx: &C) {
+    for (name, _) in ctx.get_http_request_headers() {
+        if aigw_core::headers::is_internal(&name) {
+            ctx.set_http_request_header(&name, None);
+        }
+    }
+}
+
+/// Removes the client's credentials so they never reach a provider.
+pub fn strip_client_credentials<C: HttpContext + ?Sized>(ctx: &C) {
+    for name in aigw_core::headers::CLIENT_CREDENTIALS {
+        ctx.set_http_request_header(name, None);
+    }
+}
+
+/// The request's `:status` of the response as a number (0 if absent or bad).
+pub fn response_status<C: HttpContext + ?Sized>(ctx: &C) -> u16 {
+    ctx.get_http_response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Reads an environment variable of the VM (set by
+/// `vm_config.environment_variables` in Envoy's config).
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The plugin configuration as bytes; an absent configuration is `{}`.
+pub fn configuration_bytes(raw: Option<Vec<u8>>) -> Vec<u8> {
+    match raw {
+        Some(b) if !b.iter().all(u8::is_ascii_whitespace) => b,
+        _ => b"{}".to_vec(),
+    }
+}

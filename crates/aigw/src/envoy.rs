@@ -1,0 +1,49 @@
+//! Finding and running Envoy.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Finds the Envoy binary: `--envoy`, then `$ENVOY_BIN`, then the project's
+/// venv (`.venv/bin/envoy` under the current directory), then `$PATH`.
+pub fn find(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("ENVOY_BIN").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let venv = PathBuf::from(".venv/bin/envoy");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("envoy")).find(|p| p.is_file())
+}
+
+/// Runs `envoy --mode validate` on a rendered file. `Ok` carries Envoy's last
+/// output line; `Err` everything it printed.
+pub fn validate(envoy: &Path, config: &Path) -> Result<String, String> {
+    let out = Command::new(envoy)
+        .args(["--mode", "validate", "--disable-hot-restart", "--log-level", "error", "-c"])
+        .arg(config)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", envoy.display()))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        Ok(text.lines().last().unwrap_or("OK").trim().to_string())
+    } else {
+        Err(text)
+    }
+}
+
+/// Replaces this process with Envoy, so signals (Ctrl-C) reach Envoy directly
+/// and its exit status is the command's.
+pub fn exec(envoy: &Path, config: &Path, extra: &[String]) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    Command::new(envoy)
+        .arg("-c")
+        .arg(config)
+        .args(["--disable-hot-restart", "--log-level", "info", "--component-log-level", "wasm:info"])
+        .args(extra)
+        .exec()
+}

@@ -1,0 +1,565 @@
+//! The gateway file: one YAML document describing a whole gateway.
+//! Loading is two stages: parse the shape (unknown fields rejected, with their
+//! location), then check meaning, reporting every problem with the field path
+//! and the offending value.
+
+use std::collections::{BTreeMap, HashSet};
+
+use aigw_core::config::provider::{KeyConfig, ProviderConfig, RouteModel};
+use aigw_core::config::router::{
+    ModelRoute, ProviderPrefixRoute, RouterConfig, DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES_LIMIT,
+};
+use aigw_core::config::url::BaseUrl;
+use aigw_core::config::{is_valid_name, ConfigErrors};
+use aigw_core::provider::ProviderKind;
+use serde::Deserialize;
+
+use crate::duration::Duration;
+use crate::interpolate::{self, is_env_name};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayFile {
+    /// Address clients connect to.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Envoy's admin interface (stats, readiness). Keep it on loopback.
+    #[serde(default = "default_admin")]
+    pub admin: String,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub tls: Tls,
+    pub providers: Vec<ProviderEntry>,
+    #[serde(default)]
+    pub models: Vec<ModelEntry>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_admin() -> String {
+    "127.0.0.1:9901".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_body")]
+    pub max_request_body_bytes: usize,
+}
+
+fn default_max_body() -> usize {
+    DEFAULT_MAX_REQUEST_BODY_BYTES
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    /// Whole request, until the response (stream included) has ended. `0s`: none.
+    #[serde(default = "default_request_timeout")]
+    pub request: Duration,
+    /// TCP (and TLS) connection to a provider.
+    #[serde(default = "default_connect_timeout")]
+    pub connect: Duration,
+    /// No byte in either direction for this long ends the request.
+    #[serde(default = "default_idle_timeout")]
+    pub idle: Duration,
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { request: default_request_timeout(), connect: default_connect_timeout(), idle: default_idle_timeout() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tls {
+    /// CA bundle that verifies providers' certificates.
+    #[serde(default = "default_ca_file")]
+    pub ca_file: String,
+}
+
+fn default_ca_file() -> String {
+    "/etc/ssl/certs/ca-certificates.crt".into()
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls { ca_file: default_ca_file() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderEntry {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    #[serde(default)]
+    pub keys: Vec<KeyEntry>,
+    /// Ask for a usage chunk on every stream (hidden from clients that did not ask).
+    #[serde(default = "yes")]
+    pub stream_usage: bool,
+    /// Serve `name/<model>` for any model of this provider.
+    #[serde(default = "yes")]
+    pub provider_prefix: bool,
+    /// Overrides `timeouts.request` for this provider.
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyEntry {
+    /// Defaults to `<provider>-<index>`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The key itself. Prefer `env`: an inline key is written into the rendered Envoy config.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Name of an environment variable holding the key, read by Envoy's VM.
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+impl std::fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyEntry")
+            .field("id", &self.id)
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .field("env", &self.env)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelEntry {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub pattern: Option<String>,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    pub provider: String,
+    /// The model name sent to the provider; the client's by default.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// A checked gateway, ready to render.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub file: GatewayFile,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub providers: Vec<CompiledProvider>,
+    pub routes: Vec<RouteSpec>,
+    pub router: RouterConfig,
+    /// Non-fatal findings for the operator.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledProvider {
+    pub entry: ProviderEntry,
+    pub url: BaseUrl,
+    pub cluster: String,
+    pub filter: ProviderConfig,
+    pub env_keys: Vec<String>,
+}
+
+/// One Envoy route: what `x-aigw-route` value goes to which cluster.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub id: String,
+    /// What the route serves, for humans reading the rendered config.
+    pub describes: String,
+    pub provider: usize,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl SocketAddr {
+    pub fn parse(text: &str) -> Result<SocketAddr, String> {
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (h, p) = rest.split_once("]:").ok_or_else(|| format!("{text:?} is not host:port"))?;
+            (h, p)
+        } else {
+            text.rsplit_once(':').ok_or_else(|| format!("{text:?} is not host:port"))?
+        };
+        let port = port.parse::<u16>().map_err(|_| format!("{text:?} has an invalid port"))?;
+        if host.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!("{text:?}: the host must be an IP address (e.g. 127.0.0.1 or 0.0.0.0)"));
+        }
+        Ok(SocketAddr { host: host.to_string(), port })
+    }
+}
+
+/// Reads, expands and checks a gateway file's text.
+pub fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Gateway, ConfigErrors> {
+    let expanded = interpolate::expand(text, env).map_err(|e| one("", e))?;
+    let file: GatewayFile = serde_saphyr::from_str(&expanded).map_err(|e| one("", format!("{e}")))?;
+    compile(file, env)
+}
+
+fn one(field: &str, message: String) -> ConfigErrors {
+    let mut e = ConfigErrors::default();
+    e.push(field, message);
+    e
+}
+
+pub fn compile(file: GatewayFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Gateway, ConfigErrors> {
+    let mut errs = ConfigErrors::default();
+    let mut warnings = Vec::new();
+    let listen = SocketAddr::parse(&file.listen).map_err(|e| errs.push("listen", e)).ok();
+    let admin = SocketAddr::parse(&file.admin).map_err(|e| errs.push("admin", e)).ok();
+    if let (Some(l), Some(a)) = (&listen, &admin) {
+        if l.port == a.port && l.port != 0 && (l.host == a.host || l.host == "0.0.0.0" || a.host == "0.0.0.0") {
+            errs.push("admin", format!("{:?} uses the same port as listen {:?}", file.admin, file.listen));
+        }
+    }
+    let body = file.limits.max_request_body_bytes;
+    if body == 0 || body > MAX_REQUEST_BODY_BYTES_LIMIT {
+        errs.push("limits.maxRequestBodyBytes", format!("{body} is out of range (1..={MAX_REQUEST_BODY_BYTES_LIMIT})"));
+    }
+    if file.timeouts.connect.millis == 0 {
+        errs.push("timeouts.connect", "must be more than 0s");
+    }
+    if file.providers.is_empty() {
+        errs.push("providers", "at least one provider is required");
+    }
+
+    let mut providers = Vec::new();
+    let mut provider_index = BTreeMap::new();
+    for (i, p) in file.providers.iter().enumerate() {
+        let at = format!("providers[{i}]");
+        if !is_valid_name(&p.name) {
+            errs.push(format!("{at}.name"), format!("{:?} is not a valid name (letters, digits, - _ . ; at most 64)", p.name));
+        } else if provider_index.insert(p.name.clone(), i).is_some() {
+            errs.push(format!("{at}.name"), format!("provider {:?} is declared twice", p.name));
+        }
+        let url = match BaseUrl::parse(&p.base_url) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                errs.push(format!("{at}.baseUrl"), e);
+                None
+            }
+        };
+        let mut keys = Vec::new();
+        let mut env_keys = Vec::new();
+        for (j, k) in p.keys.iter().enumerate() {
+            let kat = format!("{at}.keys[{j}]");
+            let id = k.id.clone().unwrap_or_else(|| format!("{}-{j}", p.name));
+            if !is_valid_name(&id) {
+                errs.push(format!("{kat}.id"), format!("{id:?} is not a valid key id"));
+            }
+            match (&k.value, &k.env) {
+                (Some(v), None) => {
+                    if v.trim().is_empty() {
+                        errs.push(format!("{kat}.value"), "must not be empty");
+                    } else {
+                        warnings.push(format!(
+                            "{kat}: key {id} is given inline; it will be written into the rendered Envoy config (use `env` for real keys)"
+                        ));
+                    }
+                }
+                (None, Some(var)) => {
+                    if !is_env_name(var) {
+                        errs.push(format!("{kat}.env"), format!("{var:?} is not a valid environment variable name"));
+                    } else {
+                        if env(var).filter(|v| !v.is_empty()).is_none() {
+                            warnings.push(format!(
+                                "{kat}: environment variable {var} is not set; provider {} answers 503 until it is",
+                                p.name
+                            ));
+                        }
+                        if !env_keys.contains(var) {
+                            env_keys.push(var.clone());
+                        }
+                    }
+                }
+                (Some(_), Some(_)) => errs.push(kat.clone(), "set either `value` or `env`, not both"),
+                (None, None) => errs.push(kat.clone(), "set `value` or `env`"),
+            }
+            keys.push(KeyConfig { id, value: k.value.clone(), env: k.env.clone() });
+        }
+        if let Some(t) = p.timeout {
+            if t.millis == 0 && file.timeouts.request.millis != 0 {
+                warnings.push(format!("{at}.timeout: 0s disables the request timeout for provider {}", p.name));
+            }
+        }
+        if let Some(url) = url {
+            let filter = ProviderConfig {
+                name: p.name.clone(),
+                kind: p.kind,
+                base_url: p.base_url.clone(),
+                keys,
+                stream_usage: p.stream_usage,
+                routes: BTreeMap::new(),
+            };
+            providers.push(CompiledProvider {
+                entry: p.clone(),
+                url,
+                cluster: format!("aigw-provider-{}", p.name),
+                filter,
+                env_keys,
+            });
+        }
+    }
+    // Index by name into `providers` (which skips entries whose URL failed).
+    let by_name: BTreeMap<String, usize> =
+        providers.iter().enumerate().map(|(i, p)| (p.entry.name.clone(), i)).collect();
+
+    let mut routes = Vec::new();
+    let mut router = RouterConfig { max_request_body_bytes: body, models: vec![], provider_prefixes: vec![] };
+    let mut names = HashSet::new();
+    for (i, m) in file.models.iter().enumerate() {
+        let at = format!("models[{i}]");
+        let id = format!("m{i}");
+        match (&m.name, &m.pattern) {
+            (Some(_), Some(_)) => errs.push(at.clone(), "set either `name` or `pattern`, not both"),
+            (None, None) => errs.push(at.clone(), "set `name` or `pattern`"),
+            (None, Some(pat)) => {
+                if !pat.contains(['*', '?']) {
+                    errs.push(format!("{at}.pattern"), format!("{pat:?} has no wildcard (* or ?); use `name` for one model"));
+                }
+                if !m.aliases.is_empty() {
+                    errs.push(format!("{at}.aliases"), "aliases go with `name`, not `pattern`");
+                }
+            }
+            (Some(_), None) => {}
+        }
+        let all_names = m.name.iter().map(|n| ("name".to_string(), n)).chain(
+            m.aliases.iter().enumerate().map(|(j, a)| (format!("aliases[{j}]"), a)),
+        );
+        for (field, n) in all_names {
+            if n.trim().is_empty() {
+                errs.push(format!("{at}.{field}"), "must not be empty");
+            } else if !names.insert(n.clone()) {
+                errs.push(format!("{at}.{field}"), format!("model {n:?} is declared twice"));
+            }
+        }
+        let Some(&pi) = by_name.get(&m.target.provider) else {
+            if !provider_index.contains_key(&m.target.provider) {
+                errs.push(format!("{at}.target.provider"), format!("unknown provider {:?}", m.target.provider));
+            }
+            continue;
+        };
+        if let Some(model) = &m.target.model {
+            if model.trim().is_empty() {
+                errs.push(format!("{at}.target.model"), "must not be empty");
+            }
+        }
+        let p = &mut providers[pi];
+        p.filter.routes.insert(id.clone(), RouteModel { model: m.target.model.clone(), strip_prefix: None });
+        let describes = m.name.clone().or_else(|| m.pattern.clone()).unwrap_or_default();
+        routes.push(RouteSpec {
+            id: id.clone(),
+            describes,
+            provider: pi,
+            timeout: p.entry.timeout.unwrap_or(file.timeouts.request),
+        });
+        router.models.push(ModelRoute {
+            name: m.name.clone(),
+            aliases: m.aliases.clone(),
+            pattern: m.pattern.clone(),
+            route: id,
+            owned_by: Some(m.target.provider.clone()),
+        });
+    }
+    for (pi, p) in providers.iter_mut().enumerate() {
+        if !p.entry.provider_prefix {
+            continue;
+        }
+        let id = format!("provider:{}", p.entry.name);
+        p.filter.routes.insert(id.clone(), RouteModel { model: None, strip_prefix: Some(format!("{}/", p.entry.name)) });
+        routes.push(RouteSpec {
+            id: id.clone(),
+            describes: format!("{}/*", p.entry.name),
+            provider: pi,
+            timeout: p.entry.timeout.unwrap_or(file.timeouts.request),
+        });
+        router.provider_prefixes.push(ProviderPrefixRoute { provider: p.entry.name.clone(), route: id });
+    }
+    if file.models.is_empty() && providers.iter().all(|p| !p.entry.provider_prefix) {
+        warnings.push("no models and no provider prefixes: every chat request will get 404".into());
+    }
+
+    // The filters' own checks are a safety net: an error here is a bug in the
+    // checks above, but it must not go unnoticed.
+    if errs.is_empty() {
+        if let Err(e) = router.compile() {
+            for err in e.0 {
+                errs.push(format!("(router filter) {}", err.field), err.message);
+            }
+        }
+        for p in &providers {
+            if let Err(e) = p.filter.compile(&|_| None) {
+                for err in e.0 {
+                    errs.push(format!("(provider filter {}) {}", p.entry.name, err.field), err.message);
+                }
+            }
+        }
+    }
+    let (Some(listen), Some(admin)) = (listen, admin) else { return Err(errs) };
+    errs.into_result(Gateway { file, listen, admin, providers, routes, router, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "SET").then(|| "value".to_string())
+    }
+
+    const GOOD: &str = r#"
+listen: 127.0.0.1:8080
+admin: 127.0.0.1:9901
+providers:
+  - name: mock
+    kind: openai-compatible
+    baseUrl: http://127.0.0.1:9101/v1
+    keys:
+      - value: sk-mock
+      - env: SET
+        id: main
+  - name: openai
+    kind: openai-compatible
+    baseUrl: https://api.openai.com/v1
+    keys: [{env: UNSET_KEY}]
+    providerPrefix: false
+models:
+  - name: gpt-4o-mini
+    aliases: [mini]
+    target: {provider: mock}
+  - name: fast
+    target: {provider: openai, model: gpt-4o}
+  - pattern: "gpt-*"
+    target: {provider: openai}
+"#;
+
+    #[test]
+    fn compiles_routes_and_filter_configs() {
+        let g = load(GOOD, &env).unwrap();
+        assert_eq!(g.listen, SocketAddr { host: "127.0.0.1".into(), port: 8080 });
+        let ids: Vec<_> = g.routes.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["m0", "m1", "m2", "provider:mock"]);
+        let mock = &g.providers[0];
+        assert_eq!(mock.cluster, "aigw-provider-mock");
+        assert_eq!(mock.env_keys, ["SET"]);
+        assert_eq!(mock.filter.keys[0].id, "mock-0");
+        assert_eq!(mock.filter.keys[1].id, "main");
+        assert_eq!(mock.filter.routes["provider:mock"].strip_prefix.as_deref(), Some("mock/"));
+        let openai = &g.providers[1];
+        assert_eq!(openai.filter.routes["m1"].model.as_deref(), Some("gpt-4o"));
+        assert!(g.warnings.iter().any(|w| w.contains("UNSET_KEY")));
+        assert!(g.warnings.iter().any(|w| w.contains("inline")));
+        assert_eq!(g.router.provider_prefixes.len(), 1);
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_with_their_name() {
+        let text = GOOD.replace("baseUrl: https://api.openai.com/v1", "baseURL: https://api.openai.com/v1");
+        let err = load(&text, &env).unwrap_err().to_string();
+        assert!(err.contains("baseURL"), "{err}");
+    }
+
+    #[test]
+    fn every_error_is_reported_with_field_and_value() {
+        let text = r#"
+listen: localhost:8080
+admin: 127.0.0.1:99999
+limits: {maxRequestBodyBytes: 0}
+providers:
+  - name: bad/name
+    kind: openai-compatible
+    baseUrl: ftp://x
+  - name: ok
+    kind: openai-compatible
+    baseUrl: http://h/v1
+    keys: [{value: a, env: B}, {env: "1BAD"}, {}]
+  - name: ok
+    kind: openai-compatible
+    baseUrl: http://h2/v1
+models:
+  - name: a
+    target: {provider: ghost}
+  - name: a
+    pattern: "b*"
+    target: {provider: ok}
+  - pattern: exact
+    target: {provider: ok}
+  - name: a
+    target: {provider: ok}
+"#;
+        let err = load(text, &env).unwrap_err().to_string();
+        for needle in [
+            "listen: \"localhost:8080\": the host must be an IP address",
+            "admin: \"127.0.0.1:99999\" has an invalid port",
+            "limits.maxRequestBodyBytes: 0 is out of range",
+            "providers[0].name: \"bad/name\"",
+            "providers[0].baseUrl: \"ftp://x\"",
+            "providers[1].keys[0]: set either",
+            "providers[1].keys[1].env: \"1BAD\"",
+            "providers[1].keys[2]: set `value` or `env`",
+            "providers[2].name: provider \"ok\" is declared twice",
+            "models[0].target.provider: unknown provider \"ghost\"",
+            "models[1]: set either `name` or `pattern`",
+            "models[2].pattern: \"exact\" has no wildcard",
+            "models[3].name: model \"a\" is declared twice",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn yaml_syntax_errors_have_a_location() {
+        let err = load("providers: [\n  - name: x", &env).unwrap_err().to_string();
+        assert!(err.contains("line") || err.contains(':'), "{err}");
+    }
+
+    #[test]
+    fn env_interpolation_applies_before_parsing() {
+        let text = GOOD.replace("http://127.0.0.1:9101/v1", "http://${MOCK_HOST:-10.1.2.3}:9101/v1");
+        let g = load(&text, &env).unwrap();
+        assert_eq!(g.providers[0].url.host, "10.1.2.3");
+    }
+}

@@ -1,0 +1,333 @@
+//! Renders a checked gateway into a complete Envoy bootstrap.
+//!
+//! Request path: listener → HTTP connection manager → aigw router filter
+//! (sets `x-aigw-route`, Envoy re-matches) → Envoy router → the provider's
+//! cluster, whose upstream HTTP filters are the aigw provider filter and the
+//! upstream codec.
+
+use std::path::{Path, PathBuf};
+
+use aigw_core::error::openai_error_body;
+use aigw_core::headers;
+use serde_json::{json, Value};
+
+use crate::gateway::{CompiledProvider, Gateway, SocketAddr};
+
+pub const ROUTER_WASM: &str = "aigw_router.wasm";
+pub const PROVIDER_WASM: &str = "aigw_provider.wasm";
+
+/// Where the filters' `.wasm` files are, as Envoy will see them.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub wasm_dir: PathBuf,
+}
+
+pub fn bootstrap(g: &Gateway, opts: &RenderOptions) -> Value {
+    let clusters: Vec<Value> = g.providers.iter().map(|p| cluster(g, p, opts)).collect();
+    json!({
+        "node": {"id": "aigw", "cluster": "aigw"},
+        "admin": {"address": socket(&g.admin)},
+        "static_resources": {
+            "listeners": [listener(g, opts)],
+            "clusters": clusters,
+        },
+    })
+}
+
+/// Envoy's buffer limit: above the body limit so the router filter, not Envoy,
+/// answers an oversized request (with a 413 in the client's shape).
+fn buffer_limit(g: &Gateway) -> u64 {
+    let body = g.file.limits.max_request_body_bytes as u64;
+    (body + 1024 * 1024).max(4 * 1024 * 1024)
+}
+
+fn socket(a: &SocketAddr) -> Value {
+    json!({"socket_address": {"address": a.host, "port_value": a.port}})
+}
+
+fn listener(g: &Gateway, opts: &RenderOptions) -> Value {
+    let router_config = serde_json::to_string(&g.router).unwrap_or_default();
+    let mut routes: Vec<Value> = g
+        .routes
+        .iter()
+        .map(|r| {
+            let p = &g.providers[r.provider];
+            json!({
+                "name": format!("{} ({})", r.id, r.describes),
+                "match": {"prefix": "/", "headers": [{"name": headers::ROUTE, "string_match": {"exact": r.id}}]},
+                "route": {
+                    "cluster": p.cluster,
+                    "timeout": r.timeout.proto(),
+                    "idle_timeout": g.file.timeouts.idle.proto(),
+                },
+            })
+        })
+        .collect();
+    let not_routed = openai_error_body("invalid_request_error", "no route matched this request", None, Some("not_routed"));
+    routes.push(json!({
+        "name": "not-routed",
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 404, "body": {"inline_string": String::from_utf8_lossy(&not_routed)}},
+        "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+    }));
+    json!({
+        "name": "aigw",
+        "address": socket(&g.listen),
+        "per_connection_buffer_limit_bytes": buffer_limit(g),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "aigw",
+                "codec_type": "AUTO",
+                "stream_idle_timeout": g.file.timeouts.idle.proto(),
+                "normalize_path": true,
+                "merge_slashes": true,
+                "path_with_escaped_slashes_action": "REJECT_REQUEST",
+                "access_log": [access_log()],
+                "local_reply_config": local_reply_config(),
+                "route_config": {
+                    "name": "aigw",
+                    "virtual_hosts": [{"name": "aigw", "domains": ["*"], "routes": routes}],
+                },
+                "http_filters": [
+                    wasm_filter("aigw-router", &opts.wasm_dir.join(ROUTER_WASM), &router_config, &[]),
+                    {
+                        "name": "envoy.filters.http.router",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                            "suppress_envoy_headers": true,
+                        },
+                    },
+                ],
+            },
+        }]}],
+    })
+}
+
+/// Every request as one JSON line on Envoy's stdout. No header that can carry
+/// a credential is logged.
+fn access_log() -> Value {
+    json!({
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": {"json_format": {
+                "time": "%START_TIME%",
+                "method": "%REQ(:METHOD)%",
+                "path": "%REQ(:PATH)%",
+                "status": "%RESPONSE_CODE%",
+                "flags": "%RESPONSE_FLAGS%",
+                "details": "%RESPONSE_CODE_DETAILS%",
+                "route": "%ROUTE_NAME%",
+                "cluster": "%UPSTREAM_CLUSTER%",
+                "provider": "%RESP(X-AIGW-PROVIDER)%",
+                "duration_ms": "%DURATION%",
+                "upstream_ms": "%RESPONSE_DURATION%",
+                "bytes_in": "%BYTES_RECEIVED%",
+                "bytes_out": "%BYTES_SENT%",
+                "request_id": "%REQ(X-REQUEST-ID)%",
+                "user_agent": "%REQ(USER-AGENT)%",
+            }},
+        },
+    })
+}
+
+/// Envoy's own replies (provider unreachable, timeout, reset) in OpenAI's
+/// error shape. Replies of the aigw filters carry no response flag and are
+/// already in shape, so these mappers leave them alone.
+fn local_reply_config() -> Value {
+    let body = |kind: &str, code: &str| {
+        json!({"json_format": {"error": {"message": "%LOCAL_REPLY_BODY%", "type": kind, "code": code}}})
+    };
+    json!({"mappers": [
+        {
+            "filter": {"response_flag_filter": {"flags": ["UT"]}},
+            "status_code": 504,
+            "body_format_override": body("server_error", "provider_timeout"),
+        },
+        {
+            "filter": {"response_flag_filter": {"flags": ["UF", "UH", "URX", "UO", "UC", "UR", "NC", "UMSDR", "LR"]}},
+            "body_format_override": body("server_error", "provider_unavailable"),
+        },
+        {
+            "filter": {"response_flag_filter": {}},
+            "body_format_override": body("server_error", "gateway_error"),
+        },
+    ]})
+}
+
+fn cluster(g: &Gateway, p: &CompiledProvider, opts: &RenderOptions) -> Value {
+    // All provider filters share one VM per worker: same code, same environment.
+    let env_keys: Vec<String> = {
+        let mut all: Vec<String> = g.providers.iter().flat_map(|p| p.env_keys.iter().cloned()).collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    let filter_config = serde_json::to_string(&p.filter).unwrap_or_default();
+    let protocol = if p.url.is_tls() {
+        json!({"auto_config": {"http_protocol_options": {}, "http2_protocol_options": {}}})
+    } else {
+        json!({"explicit_http_config": {"http_protocol_options": {}}})
+    };
+    let mut c = json!({
+        "name": p.cluster,
+        "type": if p.url.host_is_ip() { "STATIC" } else { "LOGICAL_DNS" },
+        "connect_timeout": g.file.timeouts.connect.proto(),
+        "per_connection_buffer_limit_bytes": buffer_limit(g),
+        "load_assignment": {
+            "cluster_name": p.cluster,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": p.url.host, "port_value": p.url.port}}}}]}],
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "common_http_protocol_options": {"idle_timeout": "60s"},
+                "http_filters": [
+                    wasm_filter("aigw-provider", &opts.wasm_dir.join(PROVIDER_WASM), &filter_config, &env_keys),
+                    {
+                        "name": "envoy.filters.http.upstream_codec",
+                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"},
+                    },
+                ],
+            },
+        },
+    });
+    if let (Some(obj), Some(protocol)) = (
+        c.pointer_mut("/typed_extension_protocol_options/envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
+            .and_then(Value::as_object_mut),
+        protocol.as_object(),
+    ) {
+        for (k, v) in protocol {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    if !p.url.host_is_ip() {
+        c["dns_lookup_family"] = json!("V4_PREFERRED");
+    }
+    if p.url.is_tls() {
+        c["transport_socket"] = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": p.url.host,
+                "common_tls_context": {"validation_context": {
+                    "trusted_ca": {"filename": g.file.tls.ca_file},
+                    "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": p.url.host}}],
+                }},
+            },
+        });
+    }
+    c
+}
+
+/// A proxy-wasm HTTP filter. `FAIL_CLOSED`: if the VM fails, requests fail
+/// (with 503) rather than pass unfiltered, so no request ever skips the
+/// gateway's checks or reaches a provider with the client's credentials.
+fn wasm_filter(name: &str, code: &Path, configuration: &str, env_keys: &[String]) -> Value {
+    let mut vm = json!({
+        "vm_id": name,
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": {"local": {"filename": code.to_string_lossy()}},
+    });
+    if !env_keys.is_empty() {
+        vm["environment_variables"] = json!({"host_env_keys": env_keys});
+    }
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": name,
+                "failure_policy": "FAIL_CLOSED",
+                "allow_on_headers_stop_iteration": true,
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": configuration},
+                "vm_config": vm,
+            },
+        },
+    })
+}
+
+/// The bootstrap as YAML, with a header saying where it came from.
+pub fn to_yaml(bootstrap: &Value, source: &str) -> Result<String, String> {
+    let body = serde_saphyr::to_string(bootstrap).map_err(|e| format!("cannot write YAML: {e}"))?;
+    Ok(format!("# Envoy bootstrap rendered by `aigw render` from {source}. Do not edit: edit the gateway file and render again.\n{body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::load;
+
+    const GATEWAY: &str = r#"
+providers:
+  - name: mock
+    kind: openai-compatible
+    baseUrl: http://127.0.0.1:9101/v1
+    keys: [{value: sk-inline}]
+  - name: openai
+    kind: openai-compatible
+    baseUrl: https://api.openai.com/v1
+    keys: [{env: OPENAI_API_KEY}]
+models:
+  - name: gpt-4o-mini
+    target: {provider: mock}
+"#;
+
+    fn render() -> Value {
+        let g = load(GATEWAY, &|_| None).unwrap();
+        bootstrap(&g, &RenderOptions { wasm_dir: "/w".into() })
+    }
+
+    #[test]
+    fn routes_match_the_route_header_and_end_in_a_404() {
+        let b = render();
+        let routes = b.pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes").unwrap();
+        let routes = routes.as_array().unwrap();
+        assert_eq!(routes.len(), 4);
+        assert_eq!(routes[0]["match"]["headers"][0]["string_match"]["exact"], "m0");
+        assert_eq!(routes[0]["route"]["cluster"], "aigw-provider-mock");
+        assert_eq!(routes[2]["match"]["headers"][0]["string_match"]["exact"], "provider:openai");
+        assert_eq!(routes[3]["direct_response"]["status"], 404);
+    }
+
+    #[test]
+    fn tls_providers_verify_certificates_and_get_env_keys() {
+        let b = render();
+        let openai = &b["static_resources"]["clusters"][1];
+        assert_eq!(openai["type"], "LOGICAL_DNS");
+        assert_eq!(openai["transport_socket"]["typed_config"]["sni"], "api.openai.com");
+        let filters = &openai["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"];
+        let vm = &filters[0]["typed_config"]["config"]["vm_config"];
+        assert_eq!(vm["environment_variables"]["host_env_keys"], json!(["OPENAI_API_KEY"]));
+        assert_eq!(filters[1]["name"], "envoy.filters.http.upstream_codec");
+        let mock = &b["static_resources"]["clusters"][0];
+        assert_eq!(mock["type"], "STATIC");
+        assert!(mock.get("transport_socket").is_none());
+    }
+
+    #[test]
+    fn every_wasm_filter_fails_closed() {
+        let text = serde_json::to_string(&render()).unwrap();
+        assert_eq!(text.matches("\"failure_policy\":\"FAIL_CLOSED\"").count(), 3);
+        assert!(!text.contains("FAIL_OPEN"));
+    }
+
+    #[test]
+    fn env_keys_are_never_rendered_as_values() {
+        let g = load(GATEWAY, &|n| (n == "OPENAI_API_KEY").then(|| "sk-from-environment".to_string())).unwrap();
+        let text = serde_json::to_string(&bootstrap(&g, &RenderOptions { wasm_dir: "/w".into() })).unwrap();
+        assert!(!text.contains("sk-from-environment"));
+    }
+
+    #[test]
+    fn yaml_output_round_trips() {
+        let b = render();
+        let y = to_yaml(&b, "test").unwrap();
+        let back: Value = serde_saphyr::from_str(&y).unwrap();
+        assert_eq!(back, b);
+    }
+}

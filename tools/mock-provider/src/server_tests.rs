@@ -1,0 +1,444 @@
+//! The server started in-process on port 0, driven by a raw HTTP/1.1 client so the tests see
+//! the exact bytes and framing on the wire (chunks, missing terminators, aborts).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::service::State;
+
+async fn start(name: &str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = Arc::new(State::new(name).unwrap());
+    tokio::spawn(crate::serve(listener, state, std::future::pending()));
+    addr
+}
+
+#[derive(Debug)]
+struct RawResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// Body chunks as framed on the wire (one item for a content-length body).
+    chunks: Vec<Vec<u8>>,
+    /// Whether the body ended properly (terminating chunk, or the announced length).
+    complete: bool,
+}
+
+impl RawResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn body(&self) -> Vec<u8> {
+        self.chunks.concat()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body()).unwrap()
+    }
+
+    fn chunk_str(&self, i: usize) -> &str {
+        std::str::from_utf8(&self.chunks[i]).unwrap()
+    }
+}
+
+/// Send raw request bytes on a fresh connection and read until the server closes it.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_all)
+        .await
+        .expect("server did not close the connection");
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> RawResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = std::str::from_utf8(&raw[..split]).unwrap();
+    let mut rest = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.trim().to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut chunks = Vec::new();
+    let complete;
+    if find("transfer-encoding").as_deref() == Some("chunked") {
+        loop {
+            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+                complete = false;
+                break;
+            };
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                complete = rest == b"\r\n";
+                break;
+            }
+            if rest.len() < size + 2 {
+                chunks.push(rest.to_vec());
+                complete = false;
+                break;
+            }
+            chunks.push(rest[..size].to_vec());
+            rest = &rest[size + 2..];
+        }
+    } else if let Some(len) = find("content-length") {
+        let len: usize = len.parse().unwrap();
+        complete = rest.len() == len;
+        chunks.push(rest.to_vec());
+    } else {
+        complete = true;
+        chunks.push(rest.to_vec());
+    }
+    RawResponse {
+        status,
+        headers,
+        chunks,
+        complete,
+    }
+}
+
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    out.into_bytes()
+}
+
+async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: Value) -> RawResponse {
+    exchange(addr, &request("POST", path, headers, &body.to_string())).await
+}
+
+async fn get(addr: SocketAddr, path: &str) -> RawResponse {
+    exchange(addr, &request("GET", path, &[], "")).await
+}
+
+fn event_json(event: &str) -> Value {
+    let payload = event
+        .strip_prefix("data: ")
+        .unwrap()
+        .strip_suffix("\n\n")
+        .unwrap();
+    serde_json::from_str(payload).unwrap()
+}
+
+#[tokio::test]
+async fn streams_each_event_as_its_own_chunk_with_a_usage_chunk_when_asked() {
+    let addr = start("up1").await;
+    let response = post(
+        addr,
+        "/compatible-mode/v1/chat/completions?api-version=1",
+        &[],
+        json!({
+            "model": "qwen-max",
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "hi there"}]
+        }),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert_eq!(response.header("x-mock-name"), Some("up1"));
+    assert!(response.complete, "{response:?}");
+    // role, 6 words, finish, usage, [DONE]
+    assert_eq!(response.chunks.len(), 10, "{response:?}");
+    let mut text = String::new();
+    for i in 0..8 {
+        let chunk = event_json(response.chunk_str(i));
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        assert_eq!(chunk["model"], "qwen-max");
+        assert_eq!(chunk["usage"], Value::Null);
+        assert!(chunk.as_object().unwrap().contains_key("usage"));
+        if let Some(content) = chunk["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(content);
+        }
+    }
+    assert_eq!(text, "Hello from up1! You asked qwen-max.");
+    let finish = event_json(response.chunk_str(7));
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    let usage = event_json(response.chunk_str(8));
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(
+        usage["usage"],
+        json!({"prompt_tokens": 3, "completion_tokens": 6, "total_tokens": 9})
+    );
+    assert_eq!(response.chunk_str(9), "data: [DONE]\n\n");
+}
+
+#[tokio::test]
+async fn cut_after_ends_the_stream_without_done_or_terminating_chunk() {
+    let addr = start("up1").await;
+    let response = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-cut-after", "3"), ("x-mock-chunk-interval-ms", "5")],
+        json!({"model": "m", "stream": true}),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert!(!response.complete, "{response:?}");
+    assert_eq!(response.chunks.len(), 3, "{response:?}");
+    assert_eq!(
+        event_json(response.chunk_str(0))["choices"][0]["delta"],
+        json!({"role": "assistant", "content": ""})
+    );
+    assert_eq!(
+        event_json(response.chunk_str(2))["choices"][0]["delta"]["content"],
+        " from"
+    );
+    assert!(!String::from_utf8_lossy(&response.body()).contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn cut_after_larger_than_the_stream_still_withholds_done() {
+    let addr = start("up1").await;
+    let response = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-cut-after", "100"), ("x-mock-chunks", "2")],
+        json!({"model": "m", "stream": true}),
+    )
+    .await;
+    assert!(!response.complete);
+    // role, 2 words, finish; no [DONE]
+    assert_eq!(response.chunks.len(), 4, "{response:?}");
+    assert!(!String::from_utf8_lossy(&response.body()).contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn cut_after_on_a_non_streaming_reply_sends_a_partial_body() {
+    let addr = start("up1").await;
+    let response = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-cut-after", "10")],
+        json!({"model": "m"}),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert!(!response.complete, "{response:?}");
+    assert_eq!(response.body(), b"{\"id\":\"cha");
+}
+
+#[tokio::test]
+async fn non_streaming_reply_and_the_request_record() {
+    let addr = start("up2").await;
+    let response = post(
+        addr,
+        "/v1/chat/completions",
+        &[
+            ("authorization", "Bearer k1"),
+            ("x-custom", "a"),
+            ("x-custom", "b"),
+        ],
+        json!({"model": "deepseek-chat", "messages": [{"role": "user", "content": "one two"}]}),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert!(response.complete);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let body = response.json();
+    assert_eq!(body["id"], "chatcmpl-up2-1");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from up2! You asked deepseek-chat."
+    );
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 3, "completion_tokens": 6, "total_tokens": 9})
+    );
+
+    // A chunked request body (no content-length).
+    let mut chunked = "POST /api/v1/embeddings?x=1 HTTP/1.1\r\nhost: test\r\n\
+connection: close\r\ntransfer-encoding: chunked\r\n\r\n"
+        .to_owned();
+    for part in [r#"{"model"#, r#"":"emb","input""#, r#":"a b c"}"#] {
+        chunked.push_str(&format!("{:x}\r\n{part}\r\n", part.len()));
+    }
+    chunked.push_str("0\r\n\r\n");
+    let response = exchange(addr, chunked.as_bytes()).await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let body = response.json();
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 3, "total_tokens": 3})
+    );
+    assert_eq!(body["data"][0]["embedding"].as_array().unwrap().len(), 8);
+
+    assert_eq!(get(addr, "/__mock/health").await.body(), b"ok");
+    let record = get(addr, "/__mock/requests").await;
+    assert_eq!(record.header("x-mock-name"), Some("up2"));
+    let record = record.json();
+    let record = record.as_array().unwrap();
+    assert_eq!(record.len(), 2, "admin calls are not recorded: {record:?}");
+    assert_eq!(record[0]["method"], "POST");
+    assert_eq!(record[0]["path"], "/v1/chat/completions");
+    assert_eq!(record[0]["query"], Value::Null);
+    assert_eq!(record[0]["headers"]["authorization"], "Bearer k1");
+    assert_eq!(record[0]["headers"]["x-custom"], "a, b");
+    assert_eq!(record[0]["json"]["model"], "deepseek-chat");
+    assert_eq!(record[1]["path"], "/api/v1/embeddings");
+    assert_eq!(record[1]["query"], "x=1");
+    assert_eq!(record[1]["body"], r#"{"model":"emb","input":"a b c"}"#);
+    assert_eq!(record[1]["json"]["input"], "a b c");
+
+    let cleared = exchange(addr, &request("DELETE", "/__mock/requests", &[], "")).await;
+    assert_eq!(cleared.status, 200);
+    assert_eq!(get(addr, "/__mock/requests").await.json(), json!([]));
+}
+
+#[tokio::test]
+async fn rules_apply_in_order_and_headers_override_them() {
+    let addr = start("up1").await;
+    let rules = json!([
+        {"match": {"header": {"authorization": "Bearer k1"}}, "status": 429,
+         "headers": {"retry-after": "2"}, "times": 1},
+        {"match": {"model": "broken"}, "status": 502, "errorFormat": "html"}
+    ]);
+    let added = post(addr, "/__mock/rules", &[], rules).await;
+    assert_eq!(added.status, 200, "{added:?}");
+    let k1 = [("authorization", "Bearer k1")];
+    let chat = json!({"model": "m"});
+
+    let limited = post(addr, "/v1/chat/completions", &k1, chat.clone()).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.header("retry-after"), Some("2"));
+    assert_eq!(
+        limited.json(),
+        json!({"error": {"message": "mock error 429", "type": "rate_limit_error", "param": null, "code": null}})
+    );
+    // `times: 1` is used up.
+    assert_eq!(
+        post(addr, "/v1/chat/completions", &k1, chat.clone())
+            .await
+            .status,
+        200
+    );
+
+    let html = post(
+        addr,
+        "/v1/chat/completions",
+        &[],
+        json!({"model": "broken"}),
+    )
+    .await;
+    assert_eq!(html.status, 502);
+    assert_eq!(
+        html.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(String::from_utf8_lossy(&html.body()).starts_with("<!DOCTYPE html>"));
+
+    let text = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-error-format", "text"), ("x-mock-retry-after", "7")],
+        json!({"model": "broken"}),
+    )
+    .await;
+    assert_eq!(text.status, 502);
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(text.header("retry-after"), Some("7"));
+
+    let overridden = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-status", "200")],
+        json!({"model": "broken"}),
+    )
+    .await;
+    assert_eq!(overridden.status, 200);
+
+    let cleared = exchange(addr, &request("DELETE", "/__mock/rules", &[], "")).await;
+    assert_eq!(cleared.status, 200);
+    let after = post(
+        addr,
+        "/v1/chat/completions",
+        &[],
+        json!({"model": "broken"}),
+    )
+    .await;
+    assert_eq!(after.status, 200);
+}
+
+#[tokio::test]
+async fn bad_requests_unknown_paths_and_delays() {
+    let addr = start("up1").await;
+    let invalid = exchange(addr, &request("POST", "/v1/chat/completions", &[], "{nope")).await;
+    assert_eq!(invalid.status, 400);
+    assert_eq!(invalid.json()["error"]["type"], "invalid_request_error");
+    let no_model = post(addr, "/v1/chat/completions", &[], json!({"messages": []})).await;
+    assert_eq!(no_model.status, 400);
+
+    let unknown = post(addr, "/v1/responses", &[], json!({"model": "m"})).await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.header("x-mock-name"), Some("up1"));
+    let error = unknown.json();
+    assert_eq!(error["error"]["type"], "not_found_error");
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/responses"));
+
+    let started = Instant::now();
+    let delayed = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-delay-ms", "150"), ("x-mock-status", "503")],
+        json!({"model": "m"}),
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(delayed.status, 503);
+    assert_eq!(delayed.json()["error"]["type"], "server_error");
+
+    let omitted = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-usage", "omit"), ("x-mock-chunks", "0")],
+        json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}}),
+    )
+    .await;
+    // role, finish, [DONE]
+    assert_eq!(omitted.chunks.len(), 3);
+    assert!(!String::from_utf8_lossy(&omitted.body()).contains("usage"));
+}

@@ -1,0 +1,429 @@
+//! Request dispatch: admin calls to `admin.rs`, everything else is a provider request that
+//! is recorded, programmed (`program.rs`) and answered (`openai.rs`).
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::mpsc;
+
+use crate::openai::{self, ChatReply};
+use crate::program::{self, Behavior, ErrorFormat, UsageMode};
+use crate::record::{RecordedRequest, RequestLog};
+use crate::{admin, program::RuleBook};
+
+/// Largest request body accepted.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The body of every response: a full buffer, or a channel fed by a streaming task.
+pub type ResponseBody = BoxBody<Bytes, io::Error>;
+
+/// Shared by all connections of one mock provider.
+#[derive(Debug)]
+pub struct State {
+    pub name: String,
+    name_header: HeaderValue,
+    completions: AtomicU64,
+    pub requests: RequestLog,
+    pub rules: RuleBook,
+}
+
+impl State {
+    pub fn new(name: &str) -> Result<Self, String> {
+        let name_header = HeaderValue::from_str(name)
+            .map_err(|_| format!("--name {name:?} cannot be sent as a header value"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            name_header,
+            completions: AtomicU64::new(0),
+            requests: RequestLog::default(),
+            rules: RuleBook::default(),
+        })
+    }
+
+    fn next_completion_id(&self) -> String {
+        let n = self.completions.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("chatcmpl-{}-{n}", self.name)
+    }
+}
+
+const MOCK_NAME: HeaderName = HeaderName::from_static("x-mock-name");
+
+/// Answer one request. Never fails: every problem becomes an HTTP error response.
+pub async fn handle(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let mut response = if admin::is_admin_path(req.uri().path()) {
+        admin::handle(state, req).await
+    } else {
+        provider(state, req).await
+    };
+    response
+        .headers_mut()
+        .insert(MOCK_NAME, state.name_header.clone());
+    Ok(response)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Chat,
+    Embeddings,
+    Unknown,
+}
+
+impl Endpoint {
+    fn of(path: &str) -> Self {
+        if path.ends_with("/chat/completions") {
+            Self::Chat
+        } else if path.ends_with("/embeddings") {
+            Self::Embeddings
+        } else {
+            Self::Unknown
+        }
+    }
+}
+
+enum Parsed {
+    Chat(Result<openai::ChatRequest, String>),
+    Embeddings(Result<openai::EmbeddingsRequest, String>),
+    None,
+}
+
+impl Parsed {
+    fn model(&self) -> Option<&str> {
+        match self {
+            Self::Chat(Ok(r)) => Some(&r.model),
+            Self::Embeddings(Ok(r)) => Some(&r.model),
+            _ => None,
+        }
+    }
+}
+
+async fn provider(state: &State, req: Request<Incoming>) -> Response<ResponseBody> {
+    let (parts, body) = req.into_parts();
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let path = parts.uri.path();
+    state.requests.push(RecordedRequest::new(
+        &parts.method,
+        path,
+        parts.uri.query(),
+        &parts.headers,
+        body.clone(),
+    ));
+
+    let endpoint = Endpoint::of(path);
+    let parsed = match endpoint {
+        _ if parts.method != Method::POST => Parsed::None,
+        Endpoint::Chat => Parsed::Chat(openai::parse_chat_request(&body)),
+        Endpoint::Embeddings => Parsed::Embeddings(openai::parse_embeddings_request(&body)),
+        Endpoint::Unknown => Parsed::None,
+    };
+    let behavior = match program::resolve(&state.rules, &parts.headers, path, parsed.model()) {
+        Ok(behavior) => behavior,
+        Err(message) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("mock-provider: {message}"),
+            )
+        }
+    };
+    if behavior.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(behavior.delay_ms)).await;
+    }
+
+    let mut response = answer(state, &behavior, endpoint, &parts.method, path, parsed);
+    let headers = response.headers_mut();
+    for (name, value) in &behavior.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    response
+}
+
+fn answer(
+    state: &State,
+    behavior: &Behavior,
+    endpoint: Endpoint,
+    method: &Method,
+    path: &str,
+    parsed: Parsed,
+) -> Response<ResponseBody> {
+    if let Some(status) = behavior.status.filter(|s| *s >= 400) {
+        let (content_type, body) = error_body(state, status, behavior.error_format);
+        return full_or_cut(status_code(status), content_type, body, behavior.cut_after);
+    }
+    if endpoint == Endpoint::Unknown {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            &format!("mock-provider {}: no route for {path}", state.name),
+        );
+    }
+    if method != Method::POST {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!(
+                "mock-provider {}: {path} accepts POST only, got {method}",
+                state.name
+            ),
+        );
+    }
+    let status = status_code(behavior.status.unwrap_or(200));
+    let omit_usage = behavior.usage == UsageMode::Omit;
+    match parsed {
+        Parsed::Chat(Ok(request)) => {
+            let words = openai::reply_words(&state.name, &request.model, behavior.chunks);
+            let reply = ChatReply::new(
+                state.next_completion_id(),
+                unix_now(),
+                &request,
+                words,
+                omit_usage,
+            );
+            if request.stream {
+                let events = openai::stream_events(&reply, request.include_usage);
+                stream(status, events, behavior)
+            } else {
+                let body = openai::completion_json(&reply);
+                full_or_cut(status, "application/json", body, behavior.cut_after)
+            }
+        }
+        Parsed::Embeddings(Ok(request)) => {
+            let body = openai::embeddings_json(&request, omit_usage);
+            full_or_cut(status, "application/json", body, behavior.cut_after)
+        }
+        Parsed::Chat(Err(message)) | Parsed::Embeddings(Err(message)) => {
+            json_error(StatusCode::BAD_REQUEST, &message)
+        }
+        Parsed::None => json_error(
+            StatusCode::NOT_FOUND,
+            &format!("mock-provider {}: no route for {path}", state.name),
+        ),
+    }
+}
+
+/// `status` was checked to be in 200..=999 when the behaviour was resolved.
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The body of a programmed error, in the programmed format.
+fn error_body(state: &State, status: u16, format: ErrorFormat) -> (&'static str, Bytes) {
+    let message = format!("mock error {status}");
+    match format {
+        ErrorFormat::Json => (
+            "application/json",
+            openai::error_json(&message, openai::error_type(status)),
+        ),
+        ErrorFormat::Html => {
+            let reason = status_code(status).canonical_reason().unwrap_or("Error");
+            let name = html_escape(&state.name);
+            let page = format!(
+                "<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head>\
+                 <body><h1>{status} {reason}</h1><p>{message}</p>\
+                 <hr><p>mock-provider {name}</p></body></html>\n"
+            );
+            ("text/html; charset=utf-8", Bytes::from(page))
+        }
+        ErrorFormat::Text => (
+            "text/plain; charset=utf-8",
+            Bytes::from(format!("{message}\n")),
+        ),
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A JSON response with an OpenAI error envelope.
+pub fn json_error(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    let body = openai::error_json(message, openai::error_type(status.as_u16()));
+    full(status, "application/json", body)
+}
+
+/// A complete response.
+pub fn full(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(body).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A complete response, or with `cut_after = Some(n)`: headers announcing the full length,
+/// the first `n` bytes of the body (never all of it), then an aborted connection.
+fn full_or_cut(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+    cut_after: Option<usize>,
+) -> Response<ResponseBody> {
+    let Some(n) = cut_after else {
+        return full(status, content_type, body);
+    };
+    let (tx, channel_body) = ChannelBody::new(2);
+    let sent = n.min(body.len().saturating_sub(1));
+    let total = body.len();
+    if sent > 0 {
+        // Capacity is 2 and nothing was sent yet: neither send can fail for lack of room.
+        let _ = tx.try_send(Ok(body.slice(..sent)));
+    }
+    let _ = tx.try_send(Err(cut_error()));
+    let mut response = Response::new(channel_body.boxed());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(total));
+    response
+}
+
+fn cut_error() -> io::Error {
+    io::Error::other("mock-provider: response cut on purpose (x-mock-cut-after)")
+}
+
+/// A server-sent-events response: a spawned task writes each event as its own body frame,
+/// waiting the programmed interval between events, and aborts the connection instead of
+/// ending the stream when a cut is programmed.
+fn stream(status: StatusCode, events: Vec<Bytes>, behavior: &Behavior) -> Response<ResponseBody> {
+    let interval = Duration::from_millis(behavior.chunk_interval_ms);
+    // A cut always happens before `[DONE]`, whatever the count.
+    let (count, cut) = match behavior.cut_after {
+        Some(n) => (n.min(events.len().saturating_sub(1)), true),
+        None => (events.len(), false),
+    };
+    let (tx, body) = ChannelBody::new(16);
+    tokio::spawn(async move {
+        for (i, event) in events.into_iter().take(count).enumerate() {
+            if i > 0 && !interval.is_zero() {
+                tokio::time::sleep(interval).await;
+            }
+            if tx.send(Ok(event)).await.is_err() {
+                return; // the client went away
+            }
+        }
+        if cut {
+            if count > 0 && !interval.is_zero() {
+                tokio::time::sleep(interval).await;
+            }
+            let _ = tx.send(Err(cut_error())).await;
+        }
+    });
+    let mut response = Response::new(body.boxed());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A response body fed through a channel. An error item aborts the response (hyper closes
+/// the HTTP/1 connection without the terminating chunk, or resets the HTTP/2 stream); it is
+/// held back for one poll so the data frames before it are flushed to the socket first.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    held_error: Option<io::Error>,
+}
+
+impl ChannelBody {
+    fn new(capacity: usize) -> (mpsc::Sender<io::Result<Bytes>>, Self) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (
+            tx,
+            Self {
+                rx,
+                held_error: None,
+            },
+        )
+    }
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if let Some(error) = this.held_error.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        match this.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Poll::Ready(Some(Err(error))) => {
+                this.held_error = Some(error);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The whole request body, chunked or not, up to [`MAX_BODY_BYTES`].
+pub async fn read_body(body: Incoming) -> Result<Bytes, Response<ResponseBody>> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("mock-provider: request body larger than {MAX_BODY_BYTES} bytes"),
+        )),
+        Err(error) => Err(json_error(
+            StatusCode::BAD_REQUEST,
+            &format!("mock-provider: could not read the request body: {error}"),
+        )),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn channel_body_holds_an_error_back_for_one_poll() {
+        let (tx, mut body) = ChannelBody::new(4);
+        tx.send(Ok(Bytes::from_static(b"a"))).await.unwrap();
+        tx.send(Err(cut_error())).await.unwrap();
+        drop(tx);
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "a");
+        assert!(body.frame().await.unwrap().is_err());
+    }
+
+    #[test]
+    fn endpoints_match_on_the_path_suffix() {
+        assert_eq!(Endpoint::of("/v1/chat/completions"), Endpoint::Chat);
+        assert_eq!(
+            Endpoint::of("/compatible-mode/v1/chat/completions"),
+            Endpoint::Chat
+        );
+        assert_eq!(Endpoint::of("/chat/completions"), Endpoint::Chat);
+        assert_eq!(Endpoint::of("/api/v1/embeddings"), Endpoint::Embeddings);
+        assert_eq!(Endpoint::of("/v1/completions"), Endpoint::Unknown);
+        assert_eq!(Endpoint::of("/v1/chat/completions/x"), Endpoint::Unknown);
+    }
+}
