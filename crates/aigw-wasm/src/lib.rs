@@ -12,6 +12,15 @@ pub fn init() {
     proxy_wasm::set_log_level(LogLevel::Info);
 }
 
+/// Follows Envoy's log level for the `wasm` component (e.g.
+/// `--component-log-level wasm:debug`), so debug lines cost nothing unless
+/// asked for. Envoy prefixes each line with the plugin name.
+pub fn sync_log_level() {
+    if let Ok(level) = proxy_wasm::hostcalls::get_log_level() {
+        proxy_wasm::set_log_level(level);
+    }
+}
+
 /// Sends `err` as a local reply in the client's API shape.
 pub fn send_error<C: HttpContext + ?Sized>(ctx: &C, err: &ApiError, api: ClientApi) {
     send_json(ctx, err.status, &err.body(api));

@@ -182,9 +182,12 @@ fn cmd_validate(args: &Args) -> Result<(), String> {
     write_private(&file, &yaml)?;
     let result = envoy::validate(&envoy, &file);
     let _ = std::fs::remove_file(&file);
+    if let Some(dir) = file.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
     match result {
         Ok(last) => {
-            println!("envoy --mode validate: {last}");
+            println!("envoy --mode validate: {}", last.rsplit(' ').next().unwrap_or("OK"));
             Ok(())
         }
         Err(out) => Err(format!("envoy --mode validate rejected the rendered config:\n{out}")),

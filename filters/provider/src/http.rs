@@ -34,7 +34,7 @@ impl ProviderHttp {
     }
 
     fn fail(&mut self, err: &ApiError) -> Action {
-        log::debug!("aigw-provider[{}] {}: {} {}", self.id, self.plan.name, err.status, err.message);
+        log::debug!("[{}] {}: {} {}", self.id, self.plan.name, err.status, err.message);
         self.phase = Phase::Replied;
         aigw_wasm::send_error(self, err, ClientApi::OpenAi);
         Action::Pause
@@ -56,7 +56,7 @@ impl HttpContext for ProviderHttp {
             Err(err) => {
                 for key in self.plan.keys.keys() {
                     if let Some(reason) = &key.unavailable_reason {
-                        log::warn!("aigw-provider[{}]: provider {} key {}: {reason}", self.id, self.plan.name, key.id);
+                        log::warn!("[{}]: provider {} key {}: {reason}", self.id, self.plan.name, key.id);
                     }
                 }
                 return self.fail(&err);
@@ -68,7 +68,7 @@ impl HttpContext for ProviderHttp {
             self.set_http_request_header(name, Some(value));
         }
         log::debug!(
-            "aigw-provider[{}]: {} {} key={}",
+            "[{}]: {} {} key={}",
             self.id,
             self.plan.name,
             attempt.path,
@@ -111,7 +111,7 @@ impl HttpContext for ProviderHttp {
         match provider::on_response_headers(status) {
             ResponseDecision::Pass => Action::Continue,
             ResponseDecision::RewriteError if end_of_stream => {
-                log::debug!("aigw-provider[{}]: {} answered {status} without a body", self.id, self.plan.name);
+                log::debug!("[{}]: {} answered {status} without a body", self.id, self.plan.name);
                 Action::Continue
             }
             ResponseDecision::RewriteError => {
@@ -130,7 +130,7 @@ impl HttpContext for ProviderHttp {
         let body = self.get_http_response_body(0, body_size).unwrap_or_default();
         let content_type = self.get_http_response_header("content-type");
         let (new_status, new_body) = provider::rewrite_error(&self.plan, status, content_type.as_deref(), &body);
-        log::info!("aigw-provider[{}]: provider {} answered HTTP {status}", self.id, self.plan.name);
+        log::info!("[{}]: provider {} answered HTTP {status}", self.id, self.plan.name);
         if new_status != status {
             self.set_http_response_header(":status", Some(&new_status.to_string()));
         }

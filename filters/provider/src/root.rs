@@ -18,17 +18,18 @@ impl Context for ProviderRoot {}
 
 impl RootContext for ProviderRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
+        aigw_wasm::sync_log_level();
         let bytes = aigw_wasm::configuration_bytes(self.get_plugin_configuration());
         let plan = parse_json::<ProviderConfig>(&bytes).and_then(|c| c.compile(&aigw_wasm::env_var));
         match plan {
             Ok(plan) => {
                 for key in plan.keys.keys() {
                     if let Some(reason) = &key.unavailable_reason {
-                        log::warn!("aigw-provider: provider {} key {} is unusable: {reason}", plan.name, key.id);
+                        log::warn!("provider {} key {} is unusable: {reason}", plan.name, key.id);
                     }
                 }
                 log::info!(
-                    "aigw-provider: provider {} ({}) at {}, {} key(s), {} route(s)",
+                    "provider {} ({}) at {}, {} key(s), {} route(s)",
                     plan.name,
                     plan.kind.as_str(),
                     plan.base_url,
@@ -39,7 +40,7 @@ impl RootContext for ProviderRoot {
                 true
             }
             Err(errs) => {
-                log::error!("aigw-provider: invalid configuration: {errs}");
+                log::error!("invalid configuration: {errs}");
                 false
             }
         }

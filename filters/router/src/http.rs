@@ -50,7 +50,7 @@ impl RouterHttp {
     }
 
     fn fail(&mut self, err: &ApiError) -> Action {
-        log::debug!("aigw-router[{}]: {} {}: {}", self.id, err.status, err.code, err.message);
+        log::debug!("[{}]: {} {}: {}", self.id, err.status, err.code, err.message);
         self.phase = Phase::Replied;
         aigw_wasm::send_error(self, err, ClientApi::OpenAi);
         Action::Pause
@@ -106,7 +106,7 @@ impl HttpContext for RouterHttp {
                     self.set_http_request_header(headers::STREAM, Some(mode.as_header()));
                 }
                 aigw_wasm::strip_client_credentials(self);
-                log::debug!("aigw-router[{}]: model {:?} -> route {}", self.id, decision.model, decision.route);
+                log::debug!("[{}]: model {:?} -> route {}", self.id, decision.model, decision.route);
                 self.phase = Phase::Forwarded(decision);
                 Action::Continue
             }
@@ -174,7 +174,7 @@ impl HttpContext for RouterHttp {
         if let Phase::Forwarded(decision) = &self.phase {
             match &self.usage {
                 Some(u) => log::debug!(
-                    "aigw-router[{}]: model {:?} route {} usage in={:?} out={:?} total={:?}",
+                    "[{}]: model {:?} route {} usage in={:?} out={:?} total={:?}",
                     self.id,
                     decision.model,
                     decision.route,
@@ -182,7 +182,7 @@ impl HttpContext for RouterHttp {
                     u.output_tokens,
                     u.total_tokens
                 ),
-                None => log::debug!("aigw-router[{}]: model {:?} route {} no usage", self.id, decision.model, decision.route),
+                None => log::debug!("[{}]: model {:?} route {} no usage", self.id, decision.model, decision.route),
             }
         }
     }

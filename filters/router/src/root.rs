@@ -18,12 +18,13 @@ impl Context for RouterRoot {}
 
 impl RootContext for RouterRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
+        aigw_wasm::sync_log_level();
         let bytes = aigw_wasm::configuration_bytes(self.get_plugin_configuration());
         let plan = parse_json::<RouterConfig>(&bytes).and_then(|c| c.compile());
         match plan {
             Ok(plan) => {
                 log::info!(
-                    "aigw-router: configured, {} listed models, body limit {} bytes",
+                    "configured, {} listed models, body limit {} bytes",
                     plan.table.listed().len(),
                     plan.max_request_body_bytes
                 );
@@ -31,7 +32,7 @@ impl RootContext for RouterRoot {
                 true
             }
             Err(errs) => {
-                log::error!("aigw-router: invalid configuration: {errs}");
+                log::error!("invalid configuration: {errs}");
                 false
             }
         }
