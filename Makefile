@@ -19,8 +19,8 @@ help: ## Show this help
 run: build venv ## Run the gateway on 127.0.0.1:8080 (CONFIG=path/to/gateway.yaml), with the local mock providers
 	ENVOY_BIN=$(CURDIR)/$(VENV)/bin/envoy AIGW_WASM_DIR=$(CURDIR)/$(WASM_DIR) scripts/run.sh $(CONFIG)
 
-test: build venv ## Run every test: unit (native and wasm), config validation, real-Envoy integration
-	$(MAKE) --no-print-directory unit-test wasm-test validate-configs integration-test
+test: build venv ## Run every test: lint, unit (native and wasm), config validation, real-Envoy integration
+	$(MAKE) --no-print-directory lint unit-test wasm-test validate-configs integration-test
 
 toolchain: ## Install the wasm32-wasip1 Rust target (idempotent)
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -64,3 +64,11 @@ lint: ## rustfmt check and clippy (native and wasm)
 
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
+
+# The four variables point the demo at the compose services; `env -i` keeps the
+# rest of the caller's environment out, so the committed file is the same on
+# every machine.
+compose-config: build ## Render envoy/demo.compose.yaml (docker-compose.yml's Envoy config) from config/demo.yaml
+	env -i AIGW_LISTEN=0.0.0.0:8080 AIGW_ADMIN=0.0.0.0:9901 MOCK_OPENAI_HOST=mock-openai MOCK_DEEPSEEK_HOST=mock-deepseek \
+		$(TOOLS_DIR)/aigw render config/demo.yaml --wasm-dir /etc/aigw/wasm -o envoy/demo.compose.yaml
+	chmod 644 envoy/demo.compose.yaml

@@ -20,7 +20,10 @@ pub enum Operation {
 impl Operation {
     /// True for operations forwarded to a provider (they carry a JSON body with `model`).
     pub fn is_proxied(self) -> bool {
-        matches!(self, Operation::ChatCompletions | Operation::Completions | Operation::Embeddings)
+        matches!(
+            self,
+            Operation::ChatCompletions | Operation::Completions | Operation::Embeddings
+        )
     }
 
     /// The path below the provider's base URL, e.g. `/chat/completions`.
@@ -87,11 +90,26 @@ mod tests {
 
     #[test]
     fn recognises_the_served_endpoints() {
-        assert_eq!(classify("POST", "/v1/chat/completions").unwrap().op, Operation::ChatCompletions);
-        assert_eq!(classify("POST", "/v1/chat/completions?x=1").unwrap().op, Operation::ChatCompletions);
-        assert_eq!(classify("POST", "/v1/embeddings").unwrap().op, Operation::Embeddings);
-        assert_eq!(classify("POST", "/v1/completions").unwrap().op, Operation::Completions);
-        assert_eq!(classify("GET", "/v1/models").unwrap().op, Operation::ListModels);
+        assert_eq!(
+            classify("POST", "/v1/chat/completions").unwrap().op,
+            Operation::ChatCompletions
+        );
+        assert_eq!(
+            classify("POST", "/v1/chat/completions?x=1").unwrap().op,
+            Operation::ChatCompletions
+        );
+        assert_eq!(
+            classify("POST", "/v1/embeddings").unwrap().op,
+            Operation::Embeddings
+        );
+        assert_eq!(
+            classify("POST", "/v1/completions").unwrap().op,
+            Operation::Completions
+        );
+        assert_eq!(
+            classify("GET", "/v1/models").unwrap().op,
+            Operation::ListModels
+        );
         let e = classify("GET", "/v1/models/deepseek/deepseek-chat").unwrap();
         assert_eq!(e.op, Operation::RetrieveModel);
         assert_eq!(e.model_id, Some("deepseek/deepseek-chat"));
@@ -102,7 +120,10 @@ mod tests {
         let err = classify("POST", "/v1/files").unwrap_err();
         assert_eq!(err.status, 404);
         assert!(err.message.contains("/v1/files"));
-        assert_eq!(classify("GET", "/v1/chat/completions").unwrap_err().status, 405);
+        assert_eq!(
+            classify("GET", "/v1/chat/completions").unwrap_err().status,
+            405
+        );
         assert_eq!(classify("POST", "/v1/models").unwrap_err().status, 405);
         assert_eq!(classify("GET", "/v1/models/").unwrap_err().status, 404);
     }

@@ -10,7 +10,11 @@ pub struct BoundedBody {
 
 impl BoundedBody {
     pub fn new(limit: usize) -> Self {
-        BoundedBody { buf: Vec::new(), limit, overflowed: false }
+        BoundedBody {
+            buf: Vec::new(),
+            limit,
+            overflowed: false,
+        }
     }
 
     /// Appends `bytes`; past the limit, the copy is dropped for good.

@@ -24,8 +24,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: u16, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind, code, message: message.into(), param: None }
+    pub fn new(
+        status: u16,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+        }
     }
 
     pub fn with_param(mut self, param: &'static str) -> Self {
@@ -72,7 +83,9 @@ impl ApiError {
     /// The JSON body in the client's API shape.
     pub fn body(&self, api: ClientApi) -> Vec<u8> {
         match api {
-            ClientApi::OpenAi => openai_error_body(self.kind, &self.message, self.param, Some(self.code)),
+            ClientApi::OpenAi => {
+                openai_error_body(self.kind, &self.message, self.param, Some(self.code))
+            }
         }
     }
 }
@@ -92,8 +105,20 @@ struct OpenAiError<'a> {
 }
 
 /// `{"error":{"message","type","param","code"}}`, exactly as OpenAI sends it.
-pub fn openai_error_body(kind: &str, message: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
-    let envelope = OpenAiEnvelope { error: OpenAiError { message, kind, param, code } };
+pub fn openai_error_body(
+    kind: &str,
+    message: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Vec<u8> {
+    let envelope = OpenAiEnvelope {
+        error: OpenAiError {
+            message,
+            kind,
+            param,
+            code,
+        },
+    };
     // Serializing a struct of strings cannot fail; fall back to a fixed body anyway.
     serde_json::to_vec(&envelope).unwrap_or_else(|_| {
         br#"{"error":{"message":"internal gateway error","type":"server_error","param":null,"code":null}}"#.to_vec()

@@ -28,7 +28,10 @@ impl Glob {
         } else {
             Kind::General(pattern.chars().collect())
         };
-        Glob { source: pattern.to_string(), kind }
+        Glob {
+            source: pattern.to_string(),
+            kind,
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -21,12 +21,18 @@ pub const SERVED_BY: &str = "x-aigw-provider";
 
 /// Client credentials: removed before a request leaves Envoy, so a client's
 /// key never reaches a provider.
-pub const CLIENT_CREDENTIALS: &[&str] =
-    &["authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"];
+pub const CLIENT_CREDENTIALS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "proxy-authorization",
+];
 
 /// True for a header name (lowercase, as Envoy gives them) of the gateway's own.
 pub fn is_internal(name: &str) -> bool {
-    name.len() >= INTERNAL_PREFIX.len() && name[..INTERNAL_PREFIX.len()].eq_ignore_ascii_case(INTERNAL_PREFIX)
+    name.len() >= INTERNAL_PREFIX.len()
+        && name[..INTERNAL_PREFIX.len()].eq_ignore_ascii_case(INTERNAL_PREFIX)
 }
 
 /// Value of [`STREAM`].

@@ -46,7 +46,10 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(keys: Vec<ProviderKey>) -> Self {
-        KeyRing { keys, cursor: Cell::new(0) }
+        KeyRing {
+            keys,
+            cursor: Cell::new(0),
+        }
     }
 
     /// True when the provider is configured without keys (a local server).
@@ -91,7 +94,11 @@ mod tests {
     use super::*;
 
     fn key(id: &str, v: Option<&str>) -> ProviderKey {
-        ProviderKey { id: id.into(), secret: v.map(Secret::new), unavailable_reason: None }
+        ProviderKey {
+            id: id.into(),
+            secret: v.map(Secret::new),
+            unavailable_reason: None,
+        }
     }
 
     #[test]
@@ -103,7 +110,11 @@ mod tests {
 
     #[test]
     fn round_robin_skips_unresolved_keys() {
-        let ring = KeyRing::new(vec![key("a", Some("1111")), key("b", None), key("c", Some("3333"))]);
+        let ring = KeyRing::new(vec![
+            key("a", Some("1111")),
+            key("b", None),
+            key("c", Some("3333")),
+        ]);
         let ids: Vec<_> = (0..4).map(|_| ring.pick().unwrap().id.clone()).collect();
         assert_eq!(ids, ["a", "c", "a", "c"]);
     }
@@ -119,6 +130,9 @@ mod tests {
     #[test]
     fn redacts_echoed_keys() {
         let ring = KeyRing::new(vec![key("a", Some("sk-abcdef"))]);
-        assert_eq!(ring.redact("Incorrect API key provided: sk-abcdef."), "Incorrect API key provided: [redacted].");
+        assert_eq!(
+            ring.redact("Incorrect API key provided: sk-abcdef."),
+            "Incorrect API key provided: [redacted]."
+        );
     }
 }

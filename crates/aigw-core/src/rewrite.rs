@@ -26,7 +26,9 @@ impl ModelRewrite {
             ModelRewrite::Keep => None,
             ModelRewrite::Set(name) if name == model => None,
             ModelRewrite::Set(name) => Some(name.clone()),
-            ModelRewrite::StripPrefix(prefix) => model.strip_prefix(prefix.as_str()).map(str::to_string),
+            ModelRewrite::StripPrefix(prefix) => {
+                model.strip_prefix(prefix.as_str()).map(str::to_string)
+            }
         }
     }
 
@@ -51,14 +53,25 @@ impl RequestEdits<'_> {
 }
 
 /// Rewrites an OpenAI request body. `Ok(None)` when nothing changed.
-pub fn rewrite_openai_request(body: &[u8], edits: &RequestEdits<'_>) -> Result<Option<Vec<u8>>, ApiError> {
+pub fn rewrite_openai_request(
+    body: &[u8],
+    edits: &RequestEdits<'_>,
+) -> Result<Option<Vec<u8>>, ApiError> {
     if !edits.needed() {
         return Ok(None);
     }
-    let members = Members::parse(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))?;
+    let members = Members::parse(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {e}"),
+        )
+    })?;
     let add_stream_options = edits.include_usage && !members.contains("stream_options");
-    let extra: &[(&str, &str)] = if add_stream_options { &[("stream_options", r#"{"include_usage":true}"#)] } else { &[] };
+    let extra: &[(&str, &str)] = if add_stream_options {
+        &[("stream_options", r#"{"include_usage":true}"#)]
+    } else {
+        &[]
+    };
     let mut changed = add_stream_options;
     let out = members.write(
         body.len(),
@@ -77,8 +90,12 @@ pub fn rewrite_openai_request(body: &[u8], edits: &RequestEdits<'_>) -> Result<O
 }
 
 fn model_edit(rewrite: Option<&ModelRewrite>, raw: &str) -> Edit {
-    let Some(rewrite) = rewrite else { return Edit::Keep };
-    let Ok(current) = serde_json::from_str::<String>(raw) else { return Edit::Keep };
+    let Some(rewrite) = rewrite else {
+        return Edit::Keep;
+    };
+    let Ok(current) = serde_json::from_str::<String>(raw) else {
+        return Edit::Keep;
+    };
     match rewrite.apply(&current) {
         Some(new) => Edit::Replace(json_string(&new)),
         None => Edit::Keep,
@@ -99,8 +116,13 @@ mod tests {
     use super::*;
 
     fn rw(body: &str, model: Option<ModelRewrite>, include_usage: bool) -> Option<String> {
-        let edits = RequestEdits { model: model.as_ref(), include_usage };
-        rewrite_openai_request(body.as_bytes(), &edits).unwrap().map(|b| String::from_utf8(b).unwrap())
+        let edits = RequestEdits {
+            model: model.as_ref(),
+            include_usage,
+        };
+        rewrite_openai_request(body.as_bytes(), &edits)
+            .unwrap()
+            .map(|b| String::from_utf8(b).unwrap())
     }
 
     #[test]
@@ -118,35 +140,79 @@ mod tests {
 
     #[test]
     fn strips_the_provider_prefix() {
-        let out = rw(r#"{"model":"openai/gpt-4o"}"#, Some(ModelRewrite::StripPrefix("openai/".into())), false);
+        let out = rw(
+            r#"{"model":"openai/gpt-4o"}"#,
+            Some(ModelRewrite::StripPrefix("openai/".into())),
+            false,
+        );
         assert_eq!(out.unwrap(), r#"{"model":"gpt-4o"}"#);
     }
 
     #[test]
     fn nothing_to_do_is_none() {
-        assert_eq!(rw(r#"{"model":"a"}"#, Some(ModelRewrite::Keep), false), None);
-        assert_eq!(rw(r#"{"model":"a"}"#, Some(ModelRewrite::Set("a".into())), false), None);
-        assert_eq!(rw(r#"{"model":"a","stream":true,"stream_options":{"include_usage":true}}"#, None, true), None);
+        assert_eq!(
+            rw(r#"{"model":"a"}"#, Some(ModelRewrite::Keep), false),
+            None
+        );
+        assert_eq!(
+            rw(
+                r#"{"model":"a"}"#,
+                Some(ModelRewrite::Set("a".into())),
+                false
+            ),
+            None
+        );
+        assert_eq!(
+            rw(
+                r#"{"model":"a","stream":true,"stream_options":{"include_usage":true}}"#,
+                None,
+                true
+            ),
+            None
+        );
     }
 
     #[test]
     fn adds_include_usage() {
         let out = rw(r#"{"model":"a","stream":true}"#, None, true);
-        assert_eq!(out.unwrap(), r#"{"model":"a","stream":true,"stream_options":{"include_usage":true}}"#);
-        let out = rw(r#"{"model":"a","stream":true,"stream_options":{"include_usage":false,"x":1}}"#, None, true);
+        assert_eq!(
+            out.unwrap(),
+            r#"{"model":"a","stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        let out = rw(
+            r#"{"model":"a","stream":true,"stream_options":{"include_usage":false,"x":1}}"#,
+            None,
+            true,
+        );
         let v: Value = serde_json::from_str(&out.unwrap()).unwrap();
-        assert_eq!(v["stream_options"], serde_json::json!({"include_usage": true, "x": 1}));
+        assert_eq!(
+            v["stream_options"],
+            serde_json::json!({"include_usage": true, "x": 1})
+        );
     }
 
     #[test]
     fn both_edits_together() {
-        let out = rw(r#"{"model":"x/m","stream":true}"#, Some(ModelRewrite::StripPrefix("x/".into())), true);
-        assert_eq!(out.unwrap(), r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#);
+        let out = rw(
+            r#"{"model":"x/m","stream":true}"#,
+            Some(ModelRewrite::StripPrefix("x/".into())),
+            true,
+        );
+        assert_eq!(
+            out.unwrap(),
+            r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#
+        );
     }
 
     #[test]
     fn malformed_body_is_a_client_error() {
-        let edits = RequestEdits { model: None, include_usage: true };
-        assert_eq!(rewrite_openai_request(b"{", &edits).unwrap_err().status, 400);
+        let edits = RequestEdits {
+            model: None,
+            include_usage: true,
+        };
+        assert_eq!(
+            rewrite_openai_request(b"{", &edits).unwrap_err().status,
+            400
+        );
     }
 }

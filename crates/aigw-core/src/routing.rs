@@ -45,12 +45,18 @@ impl ModelTable {
     /// Finds the route for `model`, or `None` for an unknown model.
     pub fn resolve(&self, model: &str) -> Option<Resolved<'_>> {
         if let Some((i, kind)) = self.exact.get(model) {
-            return self.routes.get(*i).map(|r| Resolved { route: r, kind: *kind });
+            return self.routes.get(*i).map(|r| Resolved {
+                route: r,
+                kind: *kind,
+            });
         }
         if let Some((provider, rest)) = model.split_once('/') {
             if !rest.is_empty() {
                 if let Some(route) = self.prefixes.get(provider) {
-                    return Some(Resolved { route, kind: MatchKind::ProviderPrefix });
+                    return Some(Resolved {
+                        route,
+                        kind: MatchKind::ProviderPrefix,
+                    });
                 }
             }
         }
@@ -58,7 +64,10 @@ impl ModelTable {
             .iter()
             .find(|(g, _)| g.matches(model))
             .and_then(|(_, i)| self.routes.get(*i))
-            .map(|r| Resolved { route: r, kind: MatchKind::Pattern })
+            .map(|r| Resolved {
+                route: r,
+                kind: MatchKind::Pattern,
+            })
     }
 
     /// Models shown by `GET /v1/models`: every exact name and alias, in config order.
@@ -76,7 +85,13 @@ pub struct ModelTableBuilder {
 
 impl ModelTableBuilder {
     /// Adds a model entry: its names (first is the canonical name), then aliases.
-    pub fn model(&mut self, name: &str, aliases: &[String], route: &str, owned_by: &str) -> &mut Self {
+    pub fn model(
+        &mut self,
+        name: &str,
+        aliases: &[String],
+        route: &str,
+        owned_by: &str,
+    ) -> &mut Self {
         let i = self.push_route(route);
         self.add_exact(name, i, MatchKind::Exact, owned_by);
         for alias in aliases {
@@ -93,7 +108,10 @@ impl ModelTableBuilder {
 
     /// Enables `provider/model` for one provider.
     pub fn provider_prefix(&mut self, provider: &str, route: &str) -> &mut Self {
-        self.table.prefixes.entry(provider.to_string()).or_insert_with(|| route.to_string());
+        self.table
+            .prefixes
+            .entry(provider.to_string())
+            .or_insert_with(|| route.to_string());
         self
     }
 
@@ -131,8 +149,20 @@ mod tests {
     #[test]
     fn exact_and_alias_first() {
         let t = table();
-        assert_eq!(t.resolve("gpt-4o-mini"), Some(Resolved { route: "m0", kind: MatchKind::Exact }));
-        assert_eq!(t.resolve("mini"), Some(Resolved { route: "m0", kind: MatchKind::Alias }));
+        assert_eq!(
+            t.resolve("gpt-4o-mini"),
+            Some(Resolved {
+                route: "m0",
+                kind: MatchKind::Exact
+            })
+        );
+        assert_eq!(
+            t.resolve("mini"),
+            Some(Resolved {
+                route: "m0",
+                kind: MatchKind::Alias
+            })
+        );
         // An exact name wins over the provider/model form.
         assert_eq!(t.resolve("deepseek/deepseek-chat").unwrap().route, "m1");
     }
@@ -142,7 +172,10 @@ mod tests {
         let t = table();
         assert_eq!(
             t.resolve("deepseek/deepseek-reasoner"),
-            Some(Resolved { route: "p:deepseek", kind: MatchKind::ProviderPrefix })
+            Some(Resolved {
+                route: "p:deepseek",
+                kind: MatchKind::ProviderPrefix
+            })
         );
         // Unknown provider prefix falls through to patterns.
         assert_eq!(t.resolve("nobody/x").unwrap().route, "m3");
@@ -153,7 +186,13 @@ mod tests {
     #[test]
     fn patterns_in_order() {
         let t = table();
-        assert_eq!(t.resolve("gpt-5").unwrap(), Resolved { route: "m2", kind: MatchKind::Pattern });
+        assert_eq!(
+            t.resolve("gpt-5").unwrap(),
+            Resolved {
+                route: "m2",
+                kind: MatchKind::Pattern
+            }
+        );
         assert_eq!(t.resolve("claude").unwrap().route, "m3");
     }
 

@@ -57,7 +57,11 @@ impl SseParser {
                     });
                 } else {
                     // A stray blank line between events: forward it as-is.
-                    events.push(Event { raw: self.buf[consumed..next].to_vec(), event: None, data: String::new() });
+                    events.push(Event {
+                        raw: self.buf[consumed..next].to_vec(),
+                        event: None,
+                        data: String::new(),
+                    });
                 }
                 self.event_has_lines = false;
                 self.has_data = false;
@@ -84,7 +88,11 @@ impl SseParser {
         // A final line without terminator still counts as a field; a lone
         // trailing '\r' (undecided while more bytes could follow) ends its line.
         let end = self.buf.len();
-        let content_end = if self.buf[end - 1] == b'\r' { end - 1 } else { end };
+        let content_end = if self.buf[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
         if content_end > self.scan {
             self.field(content_end);
         }

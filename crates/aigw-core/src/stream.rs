@@ -31,7 +31,14 @@ impl OpenAiStream {
     /// `strip_usage`: the client did not ask for `include_usage`, so the usage
     /// chunk and the `"usage":null` members are removed.
     pub fn new(strip_usage: bool) -> Self {
-        OpenAiStream { parser: SseParser::new(), strip_usage, bypass: false, usage: None, saw_done: false, events: 0 }
+        OpenAiStream {
+            parser: SseParser::new(),
+            strip_usage,
+            bypass: false,
+            usage: None,
+            saw_done: false,
+            events: 0,
+        }
     }
 
     /// Last usage the provider reported in the stream.
@@ -132,7 +139,11 @@ impl OpenAiStream {
             out.extend_from_slice(&e.raw);
             return;
         };
-        let json = members.write(e.data.len(), |k, _| if k == "usage" { Edit::Drop } else { Edit::Keep }, &[]);
+        let json = members.write(
+            e.data.len(),
+            |k, _| if k == "usage" { Edit::Drop } else { Edit::Keep },
+            &[],
+        );
         if let Some(name) = &e.event {
             out.extend_from_slice(b"event: ");
             out.extend_from_slice(name.as_bytes());
@@ -182,10 +193,15 @@ mod tests {
     fn strips_what_the_gateway_added_when_the_client_did_not_ask() {
         let s = provider_stream_with_usage();
         let (out, p) = run(s.as_bytes(), &[], true);
-        let expected = chunk(r#"{"role":"assistant","content":""}"#, "") + &chunk(r#"{"content":"Hi"}"#, "") + "data: [DONE]\n\n";
+        let expected = chunk(r#"{"role":"assistant","content":""}"#, "")
+            + &chunk(r#"{"content":"Hi"}"#, "")
+            + "data: [DONE]\n\n";
         assert_eq!(String::from_utf8(out).unwrap(), expected);
         let u = p.usage().unwrap();
-        assert_eq!((u.input_tokens, u.output_tokens, u.total_tokens), (Some(5), Some(2), Some(7)));
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.total_tokens),
+            (Some(5), Some(2), Some(7))
+        );
         assert!(p.saw_done());
     }
 
@@ -218,9 +234,15 @@ mod tests {
 
     #[test]
     fn usage_on_a_content_chunk_is_kept_as_data_but_removed_for_the_client() {
-        let s = chunk(r#"{"content":"x"}"#, r#","usage":{"prompt_tokens":1,"completion_tokens":1}"#) + "data: [DONE]\n\n";
+        let s = chunk(
+            r#"{"content":"x"}"#,
+            r#","usage":{"prompt_tokens":1,"completion_tokens":1}"#,
+        ) + "data: [DONE]\n\n";
         let (out, p) = run(s.as_bytes(), &[], true);
-        assert_eq!(String::from_utf8(out).unwrap(), chunk(r#"{"content":"x"}"#, "") + "data: [DONE]\n\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            chunk(r#"{"content":"x"}"#, "") + "data: [DONE]\n\n"
+        );
         assert_eq!(p.usage().unwrap().total_tokens, Some(2));
     }
 

@@ -23,16 +23,24 @@ pub struct Usage {
 
 impl From<&OpenAiUsage> for Usage {
     fn from(u: &OpenAiUsage) -> Self {
-        let total = u.total_tokens.or(match (u.prompt_tokens, u.completion_tokens) {
-            (Some(p), Some(c)) => Some(p.saturating_add(c)),
-            _ => None,
-        });
+        let total = u
+            .total_tokens
+            .or(match (u.prompt_tokens, u.completion_tokens) {
+                (Some(p), Some(c)) => Some(p.saturating_add(c)),
+                _ => None,
+            });
         Usage {
             input_tokens: u.prompt_tokens,
             output_tokens: u.completion_tokens,
             total_tokens: total,
-            cached_input_tokens: u.prompt_tokens_details.as_ref().and_then(|d| d.cached_tokens),
-            reasoning_tokens: u.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens),
+            cached_input_tokens: u
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens),
+            reasoning_tokens: u
+                .completion_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens),
             source: UsageSource::Reported,
         }
     }

@@ -30,7 +30,10 @@ pub fn send_error<C: HttpContext + ?Sized>(ctx: &C, err: &ApiError, api: ClientA
 pub fn send_json<C: HttpContext + ?Sized>(ctx: &C, status: u16, body: &[u8]) {
     ctx.send_http_response(
         u32::from(status),
-        vec![("content-type", "application/json"), ("cache-control", "no-store")],
+        vec![
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ],
         Some(body),
     );
 }
@@ -53,7 +56,9 @@ pub fn strip_client_credentials<C: HttpContext + ?Sized>(ctx: &C) {
 
 /// The request's `:status` of the response as a number (0 if absent or bad).
 pub fn response_status<C: HttpContext + ?Sized>(ctx: &C) -> u16 {
-    ctx.get_http_response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0)
+    ctx.get_http_response_header(":status")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Reads an environment variable of the VM (set by

@@ -18,7 +18,9 @@ impl Duration {
         let t = text.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 1500ms, 5m)"))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 1500ms, 5m)"))?;
         let factor = match unit {
             "ms" => 1,
             "s" => 1000,
@@ -26,12 +28,14 @@ impl Duration {
             "h" => 3_600_000,
             _ => return Err(format!("{text:?} is not a duration (units: ms, s, m, h)")),
         };
-        n.checked_mul(factor).map(|millis| Duration { millis }).ok_or_else(|| format!("{text:?} is too long"))
+        n.checked_mul(factor)
+            .map(|millis| Duration { millis })
+            .ok_or_else(|| format!("{text:?} is too long"))
     }
 
     /// Protobuf JSON form: `"300s"`, `"1.500s"`.
     pub fn proto(&self) -> String {
-        if self.millis % 1000 == 0 {
+        if self.millis.is_multiple_of(1000) {
             format!("{}s", self.millis / 1000)
         } else {
             format!("{}.{:03}s", self.millis / 1000, self.millis % 1000)

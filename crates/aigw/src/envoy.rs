@@ -17,18 +17,31 @@ pub fn find(explicit: Option<&Path>) -> Option<PathBuf> {
         return Some(venv);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("envoy")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join("envoy"))
+        .find(|p| p.is_file())
 }
 
 /// Runs `envoy --mode validate` on a rendered file. `Ok` carries Envoy's last
 /// output line; `Err` everything it printed.
 pub fn validate(envoy: &Path, config: &Path) -> Result<String, String> {
     let out = Command::new(envoy)
-        .args(["--mode", "validate", "--disable-hot-restart", "--log-level", "error", "-c"])
+        .args([
+            "--mode",
+            "validate",
+            "--disable-hot-restart",
+            "--log-level",
+            "error",
+            "-c",
+        ])
         .arg(config)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", envoy.display()))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if out.status.success() {
         Ok(text.lines().last().unwrap_or("OK").trim().to_string())
     } else {
@@ -43,7 +56,13 @@ pub fn exec(envoy: &Path, config: &Path, extra: &[String]) -> std::io::Error {
     Command::new(envoy)
         .arg("-c")
         .arg(config)
-        .args(["--disable-hot-restart", "--log-level", "info", "--component-log-level", "wasm:info"])
+        .args([
+            "--disable-hot-restart",
+            "--log-level",
+            "info",
+            "--component-log-level",
+            "wasm:info",
+        ])
         .args(extra)
         .exec()
 }

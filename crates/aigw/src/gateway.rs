@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use aigw_core::config::provider::{KeyConfig, ProviderConfig, RouteModel};
 use aigw_core::config::router::{
-    ModelRoute, ProviderPrefixRoute, RouterConfig, DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES_LIMIT,
+    ModelRoute, ProviderPrefixRoute, RouterConfig, DEFAULT_MAX_REQUEST_BODY_BYTES,
+    MAX_REQUEST_BODY_BYTES_LIMIT,
 };
 use aigw_core::config::url::BaseUrl;
 use aigw_core::config::{is_valid_name, ConfigErrors};
@@ -58,7 +59,9 @@ fn default_max_body() -> usize {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES }
+        Limits {
+            max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+        }
     }
 }
 
@@ -88,7 +91,11 @@ fn default_idle_timeout() -> Duration {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { request: default_request_timeout(), connect: default_connect_timeout(), idle: default_idle_timeout() }
+        Timeouts {
+            request: default_request_timeout(),
+            connect: default_connect_timeout(),
+            idle: default_idle_timeout(),
+        }
     }
 }
 
@@ -106,7 +113,9 @@ fn default_ca_file() -> String {
 
 impl Default for Tls {
     fn default() -> Self {
-        Tls { ca_file: default_ca_file() }
+        Tls {
+            ca_file: default_ca_file(),
+        }
     }
 }
 
@@ -219,23 +228,34 @@ pub struct SocketAddr {
 impl SocketAddr {
     pub fn parse(text: &str) -> Result<SocketAddr, String> {
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (h, p) = rest.split_once("]:").ok_or_else(|| format!("{text:?} is not host:port"))?;
+            let (h, p) = rest
+                .split_once("]:")
+                .ok_or_else(|| format!("{text:?} is not host:port"))?;
             (h, p)
         } else {
-            text.rsplit_once(':').ok_or_else(|| format!("{text:?} is not host:port"))?
+            text.rsplit_once(':')
+                .ok_or_else(|| format!("{text:?} is not host:port"))?
         };
-        let port = port.parse::<u16>().map_err(|_| format!("{text:?} has an invalid port"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("{text:?} has an invalid port"))?;
         if host.parse::<std::net::IpAddr>().is_err() {
-            return Err(format!("{text:?}: the host must be an IP address (e.g. 127.0.0.1 or 0.0.0.0)"));
+            return Err(format!(
+                "{text:?}: the host must be an IP address (e.g. 127.0.0.1 or 0.0.0.0)"
+            ));
         }
-        Ok(SocketAddr { host: host.to_string(), port })
+        Ok(SocketAddr {
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
 /// Reads, expands and checks a gateway file's text.
 pub fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Gateway, ConfigErrors> {
     let expanded = interpolate::expand(text, env).map_err(|e| one("", e))?;
-    let file: GatewayFile = serde_saphyr::from_str(&expanded).map_err(|e| one("", format!("{e}")))?;
+    let file: GatewayFile =
+        serde_saphyr::from_str(&expanded).map_err(|e| one("", format!("{e}")))?;
     compile(file, env)
 }
 
@@ -245,19 +265,38 @@ fn one(field: &str, message: String) -> ConfigErrors {
     e
 }
 
-pub fn compile(file: GatewayFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Gateway, ConfigErrors> {
+pub fn compile(
+    file: GatewayFile,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Gateway, ConfigErrors> {
     let mut errs = ConfigErrors::default();
     let mut warnings = Vec::new();
-    let listen = SocketAddr::parse(&file.listen).map_err(|e| errs.push("listen", e)).ok();
-    let admin = SocketAddr::parse(&file.admin).map_err(|e| errs.push("admin", e)).ok();
+    let listen = SocketAddr::parse(&file.listen)
+        .map_err(|e| errs.push("listen", e))
+        .ok();
+    let admin = SocketAddr::parse(&file.admin)
+        .map_err(|e| errs.push("admin", e))
+        .ok();
     if let (Some(l), Some(a)) = (&listen, &admin) {
-        if l.port == a.port && l.port != 0 && (l.host == a.host || l.host == "0.0.0.0" || a.host == "0.0.0.0") {
-            errs.push("admin", format!("{:?} uses the same port as listen {:?}", file.admin, file.listen));
+        if l.port == a.port
+            && l.port != 0
+            && (l.host == a.host || l.host == "0.0.0.0" || a.host == "0.0.0.0")
+        {
+            errs.push(
+                "admin",
+                format!(
+                    "{:?} uses the same port as listen {:?}",
+                    file.admin, file.listen
+                ),
+            );
         }
     }
     let body = file.limits.max_request_body_bytes;
     if body == 0 || body > MAX_REQUEST_BODY_BYTES_LIMIT {
-        errs.push("limits.maxRequestBodyBytes", format!("{body} is out of range (1..={MAX_REQUEST_BODY_BYTES_LIMIT})"));
+        errs.push(
+            "limits.maxRequestBodyBytes",
+            format!("{body} is out of range (1..={MAX_REQUEST_BODY_BYTES_LIMIT})"),
+        );
     }
     if file.timeouts.connect.millis == 0 {
         errs.push("timeouts.connect", "must be more than 0s");
@@ -271,9 +310,18 @@ pub fn compile(file: GatewayFile, env: &dyn Fn(&str) -> Option<String>) -> Resul
     for (i, p) in file.providers.iter().enumerate() {
         let at = format!("providers[{i}]");
         if !is_valid_name(&p.name) {
-            errs.push(format!("{at}.name"), format!("{:?} is not a valid name (letters, digits, - _ . ; at most 64)", p.name));
+            errs.push(
+                format!("{at}.name"),
+                format!(
+                    "{:?} is not a valid name (letters, digits, - _ . ; at most 64)",
+                    p.name
+                ),
+            );
         } else if provider_index.insert(p.name.clone(), i).is_some() {
-            errs.push(format!("{at}.name"), format!("provider {:?} is declared twice", p.name));
+            errs.push(
+                format!("{at}.name"),
+                format!("provider {:?} is declared twice", p.name),
+            );
         }
         let url = match BaseUrl::parse(&p.base_url) {
             Ok(u) => Some(u),
@@ -302,7 +350,10 @@ pub fn compile(file: GatewayFile, env: &dyn Fn(&str) -> Option<String>) -> Resul
                 }
                 (None, Some(var)) => {
                     if !is_env_name(var) {
-                        errs.push(format!("{kat}.env"), format!("{var:?} is not a valid environment variable name"));
+                        errs.push(
+                            format!("{kat}.env"),
+                            format!("{var:?} is not a valid environment variable name"),
+                        );
                     } else {
                         if env(var).filter(|v| !v.is_empty()).is_none() {
                             warnings.push(format!(
@@ -315,14 +366,23 @@ pub fn compile(file: GatewayFile, env: &dyn Fn(&str) -> Option<String>) -> Resul
                         }
                     }
                 }
-                (Some(_), Some(_)) => errs.push(kat.clone(), "set either `value` or `env`, not both"),
+                (Some(_), Some(_)) => {
+                    errs.push(kat.clone(), "set either `value` or `env`, not both")
+                }
                 (None, None) => errs.push(kat.clone(), "set `value` or `env`"),
             }
-            keys.push(KeyConfig { id, value: k.value.clone(), env: k.env.clone() });
+            keys.push(KeyConfig {
+                id,
+                value: k.value.clone(),
+                env: k.env.clone(),
+            });
         }
         if let Some(t) = p.timeout {
             if t.millis == 0 && file.timeouts.request.millis != 0 {
-                warnings.push(format!("{at}.timeout: 0s disables the request timeout for provider {}", p.name));
+                warnings.push(format!(
+                    "{at}.timeout: 0s disables the request timeout for provider {}",
+                    p.name
+                ));
             }
         }
         if let Some(url) = url {
@@ -344,11 +404,18 @@ pub fn compile(file: GatewayFile, env: &dyn Fn(&str) -> Option<String>) -> Resul
         }
     }
     // Index by name into `providers` (which skips entries whose URL failed).
-    let by_name: BTreeMap<String, usize> =
-        providers.iter().enumerate().map(|(i, p)| (p.entry.name.clone(), i)).collect();
+    let by_name: BTreeMap<String, usize> = providers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.entry.name.clone(), i))
+        .collect();
 
     let mut routes = Vec::new();
-    let mut router = RouterConfig { max_request_body_bytes: body, models: vec![], provider_prefixes: vec![] };
+    let mut router = RouterConfig {
+        max_request_body_bytes: body,
+        models: vec![],
+        provider_prefixes: vec![],
+    };
     let mut names = HashSet::new();
     for (i, m) in file.models.iter().enumerate() {
         let at = format!("models[{i}]");
@@ -358,27 +425,42 @@ pub fn compile(file: GatewayFile, env: &dyn Fn(&str) -> Option<String>) -> Resul
             (None, None) => errs.push(at.clone(), "set `name` or `pattern`"),
             (None, Some(pat)) => {
                 if !pat.contains(['*', '?']) {
-                    errs.push(format!("{at}.pattern"), format!("{pat:?} has no wildcard (* or ?); use `name` for one model"));
+                    errs.push(
+                        format!("{at}.pattern"),
+                        format!("{pat:?} has no wildcard (* or ?); use `name` for one model"),
+                    );
                 }
                 if !m.aliases.is_empty() {
-                    errs.push(format!("{at}.aliases"), "aliases go with `name`, not `pattern`");
+                    errs.push(
+                        format!("{at}.aliases"),
+                        "aliases go with `name`, not `pattern`",
+                    );
                 }
             }
             (Some(_), None) => {}
         }
         let all_names = m.name.iter().map(|n| ("name".to_string(), n)).chain(
-            m.aliases.iter().enumerate().map(|(j, a)| (format!("aliases[{j}]"), a)),
+            m.aliases
+                .iter()
+                .enumerate()
+                .map(|(j, a)| (format!("aliases[{j}]"), a)),
         );
         for (field, n) in all_names {
             if n.trim().is_empty() {
                 errs.push(format!("{at}.{field}"), "must not be empty");
             } else if !names.insert(n.clone()) {
-                errs.push(format!("{at}.{field}"), format!("model {n:?} is declared twice"));
+                errs.push(
+                    format!("{at}.{field}"),
+                    format!("model {n:?} is declared twice"),
+                );
             }
         }
         let Some(&pi) = by_name.get(&m.target.provider) else {
             if !provider_index.contains_key(&m.target.provider) {
-                errs.push(format!("{at}.target.provider"), format!("unknown provider {:?}", m.target.provider));
+                errs.push(
+                    format!("{at}.target.provider"),
+                    format!("unknown provider {:?}", m.target.provider),
+                );
             }
             continue;
         };
@@ -388,8 +470,18 @@ pub fn compile(file: GatewayFile, env: &dyn Fn(&str) -> Option<String>) -> Resul
             }
         }
         let p = &mut providers[pi];
-        p.filter.routes.insert(id.clone(), RouteModel { model: m.target.model.clone(), strip_prefix: None });
-        let describes = m.name.clone().or_else(|| m.pattern.clone()).unwrap_or_default();
+        p.filter.routes.insert(
+            id.clone(),
+            RouteModel {
+                model: m.target.model.clone(),
+                strip_prefix: None,
+            },
+        );
+        let describes = m
+            .name
+            .clone()
+            .or_else(|| m.pattern.clone())
+            .unwrap_or_default();
         routes.push(RouteSpec {
             id: id.clone(),
             describes,
@@ -409,14 +501,23 @@ pub fn compile(file: GatewayFile, env: &dyn Fn(&str) -> Option<String>) -> Resul
             continue;
         }
         let id = format!("provider:{}", p.entry.name);
-        p.filter.routes.insert(id.clone(), RouteModel { model: None, strip_prefix: Some(format!("{}/", p.entry.name)) });
+        p.filter.routes.insert(
+            id.clone(),
+            RouteModel {
+                model: None,
+                strip_prefix: Some(format!("{}/", p.entry.name)),
+            },
+        );
         routes.push(RouteSpec {
             id: id.clone(),
             describes: format!("{}/*", p.entry.name),
             provider: pi,
             timeout: p.entry.timeout.unwrap_or(file.timeouts.request),
         });
-        router.provider_prefixes.push(ProviderPrefixRoute { provider: p.entry.name.clone(), route: id });
+        router.provider_prefixes.push(ProviderPrefixRoute {
+            provider: p.entry.name.clone(),
+            route: id,
+        });
     }
     if file.models.is_empty() && providers.iter().all(|p| !p.entry.provider_prefix) {
         warnings.push("no models and no provider prefixes: every chat request will get 404".into());
@@ -433,13 +534,26 @@ pub fn compile(file: GatewayFile, env: &dyn Fn(&str) -> Option<String>) -> Resul
         for p in &providers {
             if let Err(e) = p.filter.compile(&|_| None) {
                 for err in e.0 {
-                    errs.push(format!("(provider filter {}) {}", p.entry.name, err.field), err.message);
+                    errs.push(
+                        format!("(provider filter {}) {}", p.entry.name, err.field),
+                        err.message,
+                    );
                 }
             }
         }
     }
-    let (Some(listen), Some(admin)) = (listen, admin) else { return Err(errs) };
-    errs.into_result(Gateway { file, listen, admin, providers, routes, router, warnings })
+    let (Some(listen), Some(admin)) = (listen, admin) else {
+        return Err(errs);
+    };
+    errs.into_result(Gateway {
+        file,
+        listen,
+        admin,
+        providers,
+        routes,
+        router,
+        warnings,
+    })
 }
 
 #[cfg(test)]
@@ -479,7 +593,13 @@ models:
     #[test]
     fn compiles_routes_and_filter_configs() {
         let g = load(GOOD, &env).unwrap();
-        assert_eq!(g.listen, SocketAddr { host: "127.0.0.1".into(), port: 8080 });
+        assert_eq!(
+            g.listen,
+            SocketAddr {
+                host: "127.0.0.1".into(),
+                port: 8080
+            }
+        );
         let ids: Vec<_> = g.routes.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["m0", "m1", "m2", "provider:mock"]);
         let mock = &g.providers[0];
@@ -487,7 +607,10 @@ models:
         assert_eq!(mock.env_keys, ["SET"]);
         assert_eq!(mock.filter.keys[0].id, "mock-0");
         assert_eq!(mock.filter.keys[1].id, "main");
-        assert_eq!(mock.filter.routes["provider:mock"].strip_prefix.as_deref(), Some("mock/"));
+        assert_eq!(
+            mock.filter.routes["provider:mock"].strip_prefix.as_deref(),
+            Some("mock/")
+        );
         let openai = &g.providers[1];
         assert_eq!(openai.filter.routes["m1"].model.as_deref(), Some("gpt-4o"));
         assert!(g.warnings.iter().any(|w| w.contains("UNSET_KEY")));
@@ -497,7 +620,10 @@ models:
 
     #[test]
     fn unknown_fields_are_reported_with_their_name() {
-        let text = GOOD.replace("baseUrl: https://api.openai.com/v1", "baseURL: https://api.openai.com/v1");
+        let text = GOOD.replace(
+            "baseUrl: https://api.openai.com/v1",
+            "baseURL: https://api.openai.com/v1",
+        );
         let err = load(&text, &env).unwrap_err().to_string();
         assert!(err.contains("baseURL"), "{err}");
     }
@@ -552,13 +678,18 @@ models:
 
     #[test]
     fn yaml_syntax_errors_have_a_location() {
-        let err = load("providers: [\n  - name: x", &env).unwrap_err().to_string();
+        let err = load("providers: [\n  - name: x", &env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line") || err.contains(':'), "{err}");
     }
 
     #[test]
     fn env_interpolation_applies_before_parsing() {
-        let text = GOOD.replace("http://127.0.0.1:9101/v1", "http://${MOCK_HOST:-10.1.2.3}:9101/v1");
+        let text = GOOD.replace(
+            "http://127.0.0.1:9101/v1",
+            "http://${MOCK_HOST:-10.1.2.3}:9101/v1",
+        );
         let g = load(&text, &env).unwrap();
         assert_eq!(g.providers[0].url.host, "10.1.2.3");
     }

@@ -13,7 +13,9 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
             out.push('$');
             rest = r;
         } else if let Some(r) = after.strip_prefix('{') {
-            let end = r.find('}').ok_or_else(|| format!("unclosed ${{ in {:?}", line_of(text, i)))?;
+            let end = r
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {:?}", line_of(text, i)))?;
             let expr = &r[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -64,7 +66,10 @@ mod tests {
 
     #[test]
     fn expands_variables_and_defaults() {
-        assert_eq!(expand("http://${HOST}:1/v1", &env).unwrap(), "http://mock:1/v1");
+        assert_eq!(
+            expand("http://${HOST}:1/v1", &env).unwrap(),
+            "http://mock:1/v1"
+        );
         assert_eq!(expand("${NOPE:-127.0.0.1}", &env).unwrap(), "127.0.0.1");
         assert_eq!(expand("${EMPTY:-d}", &env).unwrap(), "d");
         assert_eq!(expand("cost $$5 and $x", &env).unwrap(), "cost $5 and $x");

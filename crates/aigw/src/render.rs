@@ -63,7 +63,12 @@ fn listener(g: &Gateway, opts: &RenderOptions) -> Value {
             })
         })
         .collect();
-    let not_routed = openai_error_body("invalid_request_error", "no route matched this request", None, Some("not_routed"));
+    let not_routed = openai_error_body(
+        "invalid_request_error",
+        "no route matched this request",
+        None,
+        Some("not_routed"),
+    );
     routes.push(json!({
         "name": "not-routed",
         "match": {"prefix": "/"},
@@ -137,9 +142,7 @@ fn access_log() -> Value {
 /// error shape. Replies of the aigw filters carry no response flag and are
 /// already in shape, so these mappers leave them alone.
 fn local_reply_config() -> Value {
-    let body = |kind: &str, code: &str| {
-        json!({"json_format": {"error": {"message": "%LOCAL_REPLY_BODY%", "type": kind, "code": code}}})
-    };
+    let body = |kind: &str, code: &str| json!({"json_format": {"error": {"message": "%LOCAL_REPLY_BODY%", "type": kind, "code": code}}});
     json!({"mappers": [
         {
             "filter": {"response_flag_filter": {"flags": ["UT"]}},
@@ -160,7 +163,11 @@ fn local_reply_config() -> Value {
 fn cluster(g: &Gateway, p: &CompiledProvider, opts: &RenderOptions) -> Value {
     // All provider filters share one VM per worker: same code, same environment.
     let env_keys: Vec<String> = {
-        let mut all: Vec<String> = g.providers.iter().flat_map(|p| p.env_keys.iter().cloned()).collect();
+        let mut all: Vec<String> = g
+            .providers
+            .iter()
+            .flat_map(|p| p.env_keys.iter().cloned())
+            .collect();
         all.sort();
         all.dedup();
         all
@@ -279,7 +286,12 @@ models:
 
     fn render() -> Value {
         let g = load(GATEWAY, &|_| None).unwrap();
-        bootstrap(&g, &RenderOptions { wasm_dir: "/w".into() })
+        bootstrap(
+            &g,
+            &RenderOptions {
+                wasm_dir: "/w".into(),
+            },
+        )
     }
 
     #[test]
@@ -288,9 +300,15 @@ models:
         let routes = b.pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes").unwrap();
         let routes = routes.as_array().unwrap();
         assert_eq!(routes.len(), 4);
-        assert_eq!(routes[0]["match"]["headers"][0]["string_match"]["exact"], "m0");
+        assert_eq!(
+            routes[0]["match"]["headers"][0]["string_match"]["exact"],
+            "m0"
+        );
         assert_eq!(routes[0]["route"]["cluster"], "aigw-provider-mock");
-        assert_eq!(routes[2]["match"]["headers"][0]["string_match"]["exact"], "provider:openai");
+        assert_eq!(
+            routes[2]["match"]["headers"][0]["string_match"]["exact"],
+            "provider:openai"
+        );
         assert_eq!(routes[3]["direct_response"]["status"], 404);
     }
 
@@ -299,10 +317,17 @@ models:
         let b = render();
         let openai = &b["static_resources"]["clusters"][1];
         assert_eq!(openai["type"], "LOGICAL_DNS");
-        assert_eq!(openai["transport_socket"]["typed_config"]["sni"], "api.openai.com");
-        let filters = &openai["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"];
+        assert_eq!(
+            openai["transport_socket"]["typed_config"]["sni"],
+            "api.openai.com"
+        );
+        let filters = &openai["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"];
         let vm = &filters[0]["typed_config"]["config"]["vm_config"];
-        assert_eq!(vm["environment_variables"]["host_env_keys"], json!(["OPENAI_API_KEY"]));
+        assert_eq!(
+            vm["environment_variables"]["host_env_keys"],
+            json!(["OPENAI_API_KEY"])
+        );
         assert_eq!(filters[1]["name"], "envoy.filters.http.upstream_codec");
         let mock = &b["static_resources"]["clusters"][0];
         assert_eq!(mock["type"], "STATIC");
@@ -312,14 +337,26 @@ models:
     #[test]
     fn every_wasm_filter_fails_closed() {
         let text = serde_json::to_string(&render()).unwrap();
-        assert_eq!(text.matches("\"failure_policy\":\"FAIL_CLOSED\"").count(), 3);
+        assert_eq!(
+            text.matches("\"failure_policy\":\"FAIL_CLOSED\"").count(),
+            3
+        );
         assert!(!text.contains("FAIL_OPEN"));
     }
 
     #[test]
     fn env_keys_are_never_rendered_as_values() {
-        let g = load(GATEWAY, &|n| (n == "OPENAI_API_KEY").then(|| "sk-from-environment".to_string())).unwrap();
-        let text = serde_json::to_string(&bootstrap(&g, &RenderOptions { wasm_dir: "/w".into() })).unwrap();
+        let g = load(GATEWAY, &|n| {
+            (n == "OPENAI_API_KEY").then(|| "sk-from-environment".to_string())
+        })
+        .unwrap();
+        let text = serde_json::to_string(&bootstrap(
+            &g,
+            &RenderOptions {
+                wasm_dir: "/w".into(),
+            },
+        ))
+        .unwrap();
         assert!(!text.contains("sk-from-environment"));
     }
 

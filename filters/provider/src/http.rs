@@ -30,11 +30,24 @@ pub struct ProviderHttp {
 
 impl ProviderHttp {
     pub fn new(id: u32, plan: Rc<ProviderPlan>) -> Self {
-        ProviderHttp { id, plan, phase: Phase::Start, client_path: String::new(), route: None, stream: None }
+        ProviderHttp {
+            id,
+            plan,
+            phase: Phase::Start,
+            client_path: String::new(),
+            route: None,
+            stream: None,
+        }
     }
 
     fn fail(&mut self, err: &ApiError) -> Action {
-        log::debug!("[{}] {}: {} {}", self.id, self.plan.name, err.status, err.message);
+        log::debug!(
+            "[{}] {}: {} {}",
+            self.id,
+            self.plan.name,
+            err.status,
+            err.message
+        );
         self.phase = Phase::Replied;
         aigw_wasm::send_error(self, err, ClientApi::OpenAi);
         Action::Pause
@@ -47,16 +60,29 @@ impl HttpContext for ProviderHttp {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         self.client_path = self.get_http_request_header(":path").unwrap_or_default();
         self.route = self.get_http_request_header(headers::ROUTE);
-        self.stream = self.get_http_request_header(headers::STREAM).as_deref().and_then(StreamMode::from_header);
+        self.stream = self
+            .get_http_request_header(headers::STREAM)
+            .as_deref()
+            .and_then(StreamMode::from_header);
         // Nothing of the gateway's internals or the client's credentials leaves Envoy.
         aigw_wasm::strip_internal_request_headers(self);
         aigw_wasm::strip_client_credentials(self);
-        let attempt = match provider::plan_attempt(&self.plan, &self.client_path, self.route.as_deref(), self.stream) {
+        let attempt = match provider::plan_attempt(
+            &self.plan,
+            &self.client_path,
+            self.route.as_deref(),
+            self.stream,
+        ) {
             Ok(a) => a,
             Err(err) => {
                 for key in self.plan.keys.keys() {
                     if let Some(reason) = &key.unavailable_reason {
-                        log::warn!("[{}]: provider {} key {}: {reason}", self.id, self.plan.name, key.id);
+                        log::warn!(
+                            "[{}]: provider {} key {}: {reason}",
+                            self.id,
+                            self.plan.name,
+                            key.id
+                        );
                     }
                 }
                 return self.fail(&err);
@@ -90,7 +116,13 @@ impl HttpContext for ProviderHttp {
             return Action::Pause;
         }
         let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-        match provider::rewrite_body(&self.plan, &self.client_path, self.route.as_deref(), self.stream, &body) {
+        match provider::rewrite_body(
+            &self.plan,
+            &self.client_path,
+            self.route.as_deref(),
+            self.stream,
+            &body,
+        ) {
             Ok(Some(new_body)) => {
                 self.set_http_request_body(0, body_size, &new_body);
                 self.set_http_request_header("content-length", Some(&new_body.len().to_string()));
@@ -111,7 +143,11 @@ impl HttpContext for ProviderHttp {
         match provider::on_response_headers(status) {
             ResponseDecision::Pass => Action::Continue,
             ResponseDecision::RewriteError if end_of_stream => {
-                log::debug!("[{}]: {} answered {status} without a body", self.id, self.plan.name);
+                log::debug!(
+                    "[{}]: {} answered {status} without a body",
+                    self.id,
+                    self.plan.name
+                );
                 Action::Continue
             }
             ResponseDecision::RewriteError => {
@@ -123,14 +159,23 @@ impl HttpContext for ProviderHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Phase::RewritingError(status) = self.phase else { return Action::Continue };
+        let Phase::RewritingError(status) = self.phase else {
+            return Action::Continue;
+        };
         if !end_of_stream {
             return Action::Pause;
         }
-        let body = self.get_http_response_body(0, body_size).unwrap_or_default();
+        let body = self
+            .get_http_response_body(0, body_size)
+            .unwrap_or_default();
         let content_type = self.get_http_response_header("content-type");
-        let (new_status, new_body) = provider::rewrite_error(&self.plan, status, content_type.as_deref(), &body);
-        log::info!("[{}]: provider {} answered HTTP {status}", self.id, self.plan.name);
+        let (new_status, new_body) =
+            provider::rewrite_error(&self.plan, status, content_type.as_deref(), &body);
+        log::info!(
+            "[{}]: provider {} answered HTTP {status}",
+            self.id,
+            self.plan.name
+        );
         if new_status != status {
             self.set_http_response_header(":status", Some(&new_status.to_string()));
         }

@@ -20,12 +20,17 @@ impl RootContext for ProviderRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         aigw_wasm::sync_log_level();
         let bytes = aigw_wasm::configuration_bytes(self.get_plugin_configuration());
-        let plan = parse_json::<ProviderConfig>(&bytes).and_then(|c| c.compile(&aigw_wasm::env_var));
+        let plan =
+            parse_json::<ProviderConfig>(&bytes).and_then(|c| c.compile(&aigw_wasm::env_var));
         match plan {
             Ok(plan) => {
                 for key in plan.keys.keys() {
                     if let Some(reason) = &key.unavailable_reason {
-                        log::warn!("provider {} key {} is unusable: {reason}", plan.name, key.id);
+                        log::warn!(
+                            "provider {} key {} is unusable: {reason}",
+                            plan.name,
+                            key.id
+                        );
                     }
                 }
                 log::info!(

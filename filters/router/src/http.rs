@@ -46,11 +46,23 @@ pub struct RouterHttp {
 
 impl RouterHttp {
     pub fn new(id: u32, plan: Rc<RouterPlan>) -> Self {
-        RouterHttp { id, plan, phase: Phase::Start, response: Response::Ignored, usage: None }
+        RouterHttp {
+            id,
+            plan,
+            phase: Phase::Start,
+            response: Response::Ignored,
+            usage: None,
+        }
     }
 
     fn fail(&mut self, err: &ApiError) -> Action {
-        log::debug!("[{}]: {} {}: {}", self.id, err.status, err.code, err.message);
+        log::debug!(
+            "[{}]: {} {}: {}",
+            self.id,
+            err.status,
+            err.code,
+            err.message
+        );
         self.phase = Phase::Replied;
         aigw_wasm::send_error(self, err, ClientApi::OpenAi);
         Action::Pause
@@ -91,7 +103,9 @@ impl HttpContext for RouterHttp {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Phase::ReadingBody(op) = self.phase else { return Action::Continue };
+        let Phase::ReadingBody(op) = self.phase else {
+            return Action::Continue;
+        };
         if let Err(err) = router::check_body_size(&self.plan, body_size) {
             return self.fail(&err);
         }
@@ -106,7 +120,12 @@ impl HttpContext for RouterHttp {
                     self.set_http_request_header(headers::STREAM, Some(mode.as_header()));
                 }
                 aigw_wasm::strip_client_credentials(self);
-                log::debug!("[{}]: model {:?} -> route {}", self.id, decision.model, decision.route);
+                log::debug!(
+                    "[{}]: model {:?} -> route {}",
+                    self.id,
+                    decision.model,
+                    decision.route
+                );
                 self.phase = Phase::Forwarded(decision);
                 Action::Continue
             }
@@ -115,12 +134,17 @@ impl HttpContext for RouterHttp {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let Phase::Forwarded(decision) = &self.phase else { return Action::Continue };
+        let Phase::Forwarded(decision) = &self.phase else {
+            return Action::Continue;
+        };
         let status = aigw_wasm::response_status(self);
         if !(200..300).contains(&status) {
             return Action::Continue;
         }
-        let content_type = self.get_http_response_header("content-type").unwrap_or_default().to_ascii_lowercase();
+        let content_type = self
+            .get_http_response_header("content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
             let strip = decision.stream == Some(StreamMode::Plain);
             if strip {
@@ -138,7 +162,12 @@ impl HttpContext for RouterHttp {
         if matches!(self.response, Response::Ignored) {
             return Action::Continue;
         }
-        let chunk = if body_size > 0 { self.get_http_response_body(0, body_size).unwrap_or_default() } else { Vec::new() };
+        let chunk = if body_size > 0 {
+            self.get_http_response_body(0, body_size)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let output = match &mut self.response {
             Response::Ignored => None,
             Response::Json(copy) => {
@@ -182,7 +211,12 @@ impl HttpContext for RouterHttp {
                     u.output_tokens,
                     u.total_tokens
                 ),
-                None => log::debug!("[{}]: model {:?} route {} no usage", self.id, decision.model, decision.route),
+                None => log::debug!(
+                    "[{}]: model {:?} route {} no usage",
+                    self.id,
+                    decision.model,
+                    decision.route
+                ),
             }
         }
     }

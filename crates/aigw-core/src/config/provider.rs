@@ -87,10 +87,19 @@ pub struct ProviderPlan {
 
 impl ProviderConfig {
     /// Compiles; `env` looks up environment variables (the VM's, in the filter).
-    pub fn compile(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<ProviderPlan, ConfigErrors> {
+    pub fn compile(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ProviderPlan, ConfigErrors> {
         let mut errs = ConfigErrors::default();
         if !is_valid_name(&self.name) {
-            errs.push("name", format!("{:?} is not a valid provider name (letters, digits, - _ .)", self.name));
+            errs.push(
+                "name",
+                format!(
+                    "{:?} is not a valid provider name (letters, digits, - _ .)",
+                    self.name
+                ),
+            );
         }
         let base_url = match BaseUrl::parse(&self.base_url) {
             Ok(u) => Some(u),
@@ -104,9 +113,15 @@ impl ProviderConfig {
         for (i, k) in self.keys.iter().enumerate() {
             let at = format!("keys[{i}]");
             if !is_valid_name(&k.id) {
-                errs.push(format!("{at}.id"), format!("{:?} is not a valid key id", k.id));
+                errs.push(
+                    format!("{at}.id"),
+                    format!("{:?} is not a valid key id", k.id),
+                );
             } else if !ids.insert(k.id.as_str()) {
-                errs.push(format!("{at}.id"), format!("key id {:?} is used twice", k.id));
+                errs.push(
+                    format!("{at}.id"),
+                    format!("key id {:?} is used twice", k.id),
+                );
             }
             let (secret, reason) = match (&k.value, &k.env) {
                 (Some(v), None) if !v.is_empty() => (Some(Secret::new(v.clone())), None),
@@ -127,7 +142,11 @@ impl ProviderConfig {
                     (None, None)
                 }
             };
-            keys.push(ProviderKey { id: k.id.clone(), secret, unavailable_reason: reason });
+            keys.push(ProviderKey {
+                id: k.id.clone(),
+                secret,
+                unavailable_reason: reason,
+            });
         }
         let mut routes = HashMap::with_capacity(self.routes.len());
         for (id, r) in &self.routes {
@@ -154,7 +173,9 @@ impl ProviderConfig {
             };
             routes.insert(id.clone(), rewrite);
         }
-        let Some(base_url) = base_url else { return Err(errs) };
+        let Some(base_url) = base_url else {
+            return Err(errs);
+        };
         let authority = base_url.authority();
         errs.into_result(ProviderPlan {
             name: self.name.clone(),
@@ -193,15 +214,25 @@ mod tests {
         assert_eq!(keys[0].secret.as_ref().unwrap().expose(), "sk-inline");
         assert_eq!(keys[1].secret.as_ref().unwrap().expose(), "sk-from-env");
         assert!(keys[2].secret.is_none());
-        assert!(keys[2].unavailable_reason.as_ref().unwrap().contains("UNSET_KEY"));
+        assert!(keys[2]
+            .unavailable_reason
+            .as_ref()
+            .unwrap()
+            .contains("UNSET_KEY"));
         assert_eq!(plan.routes["m0"], ModelRewrite::Set("gpt-4o-mini".into()));
-        assert_eq!(plan.routes["p:openai"], ModelRewrite::StripPrefix("openai/".into()));
+        assert_eq!(
+            plan.routes["p:openai"],
+            ModelRewrite::StripPrefix("openai/".into())
+        );
         assert_eq!(plan.routes["m2"], ModelRewrite::Keep);
     }
 
     #[test]
     fn unknown_kind_is_rejected_by_name() {
-        let err = parse_json::<ProviderConfig>(br#"{"name":"x","kind":"openai-compatibel","baseUrl":"http://h"}"#).unwrap_err();
+        let err = parse_json::<ProviderConfig>(
+            br#"{"name":"x","kind":"openai-compatibel","baseUrl":"http://h"}"#,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("openai-compatibel"), "{err}");
     }
 
@@ -230,7 +261,11 @@ mod tests {
 
     #[test]
     fn inline_key_values_never_show_in_debug() {
-        let k = KeyConfig { id: "k".into(), value: Some("sk-secret".into()), env: None };
+        let k = KeyConfig {
+            id: "k".into(),
+            value: Some("sk-secret".into()),
+            env: None,
+        };
         assert!(!format!("{k:?}").contains("sk-secret"));
     }
 }

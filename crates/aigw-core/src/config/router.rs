@@ -35,7 +35,11 @@ fn default_max_body() -> usize {
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        RouterConfig { max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES, models: vec![], provider_prefixes: vec![] }
+        RouterConfig {
+            max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+            models: vec![],
+            provider_prefixes: vec![],
+        }
     }
 }
 
@@ -75,10 +79,15 @@ pub struct RouterPlan {
 impl RouterConfig {
     pub fn compile(&self) -> Result<RouterPlan, ConfigErrors> {
         let mut errs = ConfigErrors::default();
-        if self.max_request_body_bytes == 0 || self.max_request_body_bytes > MAX_REQUEST_BODY_BYTES_LIMIT {
+        if self.max_request_body_bytes == 0
+            || self.max_request_body_bytes > MAX_REQUEST_BODY_BYTES_LIMIT
+        {
             errs.push(
                 "maxRequestBodyBytes",
-                format!("{} is out of range (1..={MAX_REQUEST_BODY_BYTES_LIMIT})", self.max_request_body_bytes),
+                format!(
+                    "{} is out of range (1..={MAX_REQUEST_BODY_BYTES_LIMIT})",
+                    self.max_request_body_bytes
+                ),
             );
         }
         let mut builder = ModelTable::builder();
@@ -86,25 +95,40 @@ impl RouterConfig {
         for (i, m) in self.models.iter().enumerate() {
             let at = format!("models[{i}]");
             if !is_valid_route_id(&m.route) {
-                errs.push(format!("{at}.route"), format!("{:?} is not a valid route id (letters, digits, - _ . :)", m.route));
+                errs.push(
+                    format!("{at}.route"),
+                    format!(
+                        "{:?} is not a valid route id (letters, digits, - _ . :)",
+                        m.route
+                    ),
+                );
             }
             let owned_by = m.owned_by.as_deref().unwrap_or("aigw");
             match (&m.name, &m.pattern) {
                 (Some(name), None) => {
-                    for (field, n) in std::iter::once(("name".to_string(), name))
-                        .chain(m.aliases.iter().enumerate().map(|(j, a)| (format!("aliases[{j}]"), a)))
-                    {
+                    for (field, n) in std::iter::once(("name".to_string(), name)).chain(
+                        m.aliases
+                            .iter()
+                            .enumerate()
+                            .map(|(j, a)| (format!("aliases[{j}]"), a)),
+                    ) {
                         if n.trim().is_empty() {
                             errs.push(format!("{at}.{field}"), "must not be empty");
                         } else if !names.insert(n.as_str()) {
-                            errs.push(format!("{at}.{field}"), format!("model name {n:?} is declared twice"));
+                            errs.push(
+                                format!("{at}.{field}"),
+                                format!("model name {n:?} is declared twice"),
+                            );
                         }
                     }
                     builder.model(name, &m.aliases, &m.route, owned_by);
                 }
                 (None, Some(pattern)) => {
                     if !m.aliases.is_empty() {
-                        errs.push(format!("{at}.aliases"), "aliases are only allowed with `name`, not with `pattern`");
+                        errs.push(
+                            format!("{at}.aliases"),
+                            "aliases are only allowed with `name`, not with `pattern`",
+                        );
                     }
                     if !pattern.contains(['*', '?']) {
                         errs.push(format!("{at}.pattern"), format!("{pattern:?} has no wildcard (* or ?); use `name` for an exact model"));
@@ -119,19 +143,32 @@ impl RouterConfig {
         for (i, p) in self.provider_prefixes.iter().enumerate() {
             let at = format!("providerPrefixes[{i}]");
             if !is_valid_name(&p.provider) {
-                errs.push(format!("{at}.provider"), format!("{:?} is not a valid provider name", p.provider));
+                errs.push(
+                    format!("{at}.provider"),
+                    format!("{:?} is not a valid provider name", p.provider),
+                );
             }
             if !prefixes.insert(p.provider.as_str()) {
-                errs.push(format!("{at}.provider"), format!("provider {:?} is listed twice", p.provider));
+                errs.push(
+                    format!("{at}.provider"),
+                    format!("provider {:?} is listed twice", p.provider),
+                );
             }
             if !is_valid_route_id(&p.route) {
-                errs.push(format!("{at}.route"), format!("{:?} is not a valid route id", p.route));
+                errs.push(
+                    format!("{at}.route"),
+                    format!("{:?} is not a valid route id", p.route),
+                );
             }
             builder.provider_prefix(&p.provider, &p.route);
         }
         let table = builder.build();
         let models_body = model_list_body(table.listed());
-        errs.into_result(RouterPlan { max_request_body_bytes: self.max_request_body_bytes, table, models_body })
+        errs.into_result(RouterPlan {
+            max_request_body_bytes: self.max_request_body_bytes,
+            table,
+            models_body,
+        })
     }
 }
 
@@ -153,7 +190,10 @@ mod tests {
         assert_eq!(plan.max_request_body_bytes, 1024);
         assert_eq!(plan.table.resolve("mini").unwrap().route, "m0");
         assert_eq!(plan.table.resolve("gpt-5").unwrap().route, "m1");
-        assert_eq!(plan.table.resolve("deepseek/x").unwrap().route, "p:deepseek");
+        assert_eq!(
+            plan.table.resolve("deepseek/x").unwrap().route,
+            "p:deepseek"
+        );
         let listed: serde_json::Value = serde_json::from_slice(&plan.models_body).unwrap();
         assert_eq!(listed["data"].as_array().unwrap().len(), 2);
     }

@@ -37,7 +37,9 @@ impl BaseUrl {
             None => (rest, ""),
         };
         if authority.contains('@') {
-            return Err(format!("{url:?} must not carry credentials; give keys in `keys`"));
+            return Err(format!(
+                "{url:?} must not carry credentials; give keys in `keys`"
+            ));
         }
         let (host, port) = split_host_port(authority).map_err(|e| format!("{url:?}: {e}"))?;
         if host.is_empty() {
@@ -65,7 +67,11 @@ impl BaseUrl {
 
     /// The `Host`/`:authority` to send: the port only when not the default.
     pub fn authority(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         if self.explicit_port {
             format!("{host}:{}", self.port)
         } else {
@@ -95,7 +101,10 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
         let host = &rest[..end];
         match &rest[end + 1..] {
             "" => (host, None),
-            p => (host, Some(p.strip_prefix(':').ok_or("expected ':' after ']'")?)),
+            p => (
+                host,
+                Some(p.strip_prefix(':').ok_or("expected ':' after ']'")?),
+            ),
         }
     } else {
         match authority.rsplit_once(':') {
@@ -120,21 +129,36 @@ mod tests {
     #[test]
     fn parses_provider_urls() {
         let u = BaseUrl::parse("https://api.openai.com/v1").unwrap();
-        assert_eq!((u.scheme, u.host.as_str(), u.port, u.path.as_str()), (Scheme::Https, "api.openai.com", 443, "/v1"));
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port, u.path.as_str()),
+            (Scheme::Https, "api.openai.com", 443, "/v1")
+        );
         assert_eq!(u.authority(), "api.openai.com");
         let u = BaseUrl::parse("http://127.0.0.1:9101/compatible-mode/v1/").unwrap();
         assert_eq!((u.port, u.path.as_str()), (9101, "/compatible-mode/v1"));
         assert_eq!(u.authority(), "127.0.0.1:9101");
         assert!(u.host_is_ip());
         let u = BaseUrl::parse("http://[::1]:8000").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 8000, ""));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("::1", 8000, "")
+        );
         assert_eq!(u.authority(), "[::1]:8000");
         assert_eq!(BaseUrl::parse("https://h:443/v1").unwrap().authority(), "h");
     }
 
     #[test]
     fn rejects_what_is_not_a_base_url() {
-        for bad in ["api.openai.com/v1", "ftp://x", "http://", "http://h:0", "http://h:99999", "http://u:p@h/v1", "http://h/v1?x=1", "http://[::1"] {
+        for bad in [
+            "api.openai.com/v1",
+            "ftp://x",
+            "http://",
+            "http://h:0",
+            "http://h:99999",
+            "http://u:p@h/v1",
+            "http://h/v1?x=1",
+            "http://[::1",
+        ] {
             assert!(BaseUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -33,24 +33,43 @@ pub fn plan_attempt(
     stream: Option<StreamMode>,
 ) -> Result<AttemptPlan, ApiError> {
     let op = ProviderKind::operation_of(client_path).ok_or_else(|| {
-        ApiError::not_found("unknown_url", format!("provider {} does not serve {client_path}", plan.name))
+        ApiError::not_found(
+            "unknown_url",
+            format!("provider {} does not serve {client_path}", plan.name),
+        )
     })?;
-    let path = plan
-        .kind
-        .path(&plan.base_url.path, op)
-        .ok_or_else(|| ApiError::not_found("unknown_url", format!("provider {} does not serve {client_path}", plan.name)))?;
+    let path = plan.kind.path(&plan.base_url.path, op).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_url",
+            format!("provider {} does not serve {client_path}", plan.name),
+        )
+    })?;
     let (auth, key_id) = if plan.keys.is_keyless() {
         (None, None)
     } else {
         let key = plan.keys.pick().ok_or_else(|| no_usable_key(plan))?;
         let secret = key.secret.as_ref().ok_or_else(|| no_usable_key(plan))?;
-        (Some(plan.kind.auth_header(secret.expose())), Some(key.id.clone()))
+        (
+            Some(plan.kind.auth_header(secret.expose())),
+            Some(key.id.clone()),
+        )
     };
     let edits = edits(plan, op, route, stream);
-    Ok(AttemptPlan { path, authority: plan.authority.clone(), auth, key_id, rewrite_body: edits.needed() })
+    Ok(AttemptPlan {
+        path,
+        authority: plan.authority.clone(),
+        auth,
+        key_id,
+        rewrite_body: edits.needed(),
+    })
 }
 
-fn edits<'a>(plan: &'a ProviderPlan, op: Operation, route: Option<&str>, stream: Option<StreamMode>) -> RequestEdits<'a> {
+fn edits<'a>(
+    plan: &'a ProviderPlan,
+    op: Operation,
+    route: Option<&str>,
+    stream: Option<StreamMode>,
+) -> RequestEdits<'a> {
     RequestEdits {
         model: route.and_then(|r| plan.routes.get(r)),
         include_usage: op.can_stream() && stream == Some(StreamMode::Plain) && plan.stream_usage,
@@ -65,14 +84,19 @@ pub fn rewrite_body(
     stream: Option<StreamMode>,
     body: &[u8],
 ) -> Result<Option<Vec<u8>>, ApiError> {
-    let Some(op) = ProviderKind::operation_of(client_path) else { return Ok(None) };
+    let Some(op) = ProviderKind::operation_of(client_path) else {
+        return Ok(None);
+    };
     rewrite_openai_request(body, &edits(plan, op, route, stream))
 }
 
 fn no_usable_key(plan: &ProviderPlan) -> ApiError {
     ApiError::unavailable(
         "provider_key_unavailable",
-        format!("provider {} has no usable API key configured on the gateway", plan.name),
+        format!(
+            "provider {} has no usable API key configured on the gateway",
+            plan.name
+        ),
     )
 }
 
@@ -95,13 +119,21 @@ pub fn on_response_headers(status: u16) -> ResponseDecision {
 
 /// A provider error, rewritten for the client: status and OpenAI error body.
 /// The provider's key never survives into the message.
-pub fn rewrite_error(plan: &ProviderPlan, status: u16, content_type: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+pub fn rewrite_error(
+    plan: &ProviderPlan,
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     if status == 401 || status == 403 {
         // The provider rejected the gateway's key: not the client's fault, and
         // the provider's message may quote part of the key.
         let err = ApiError::bad_gateway(
             "provider_auth_failed",
-            format!("provider {} rejected the gateway's credentials (HTTP {status})", plan.name),
+            format!(
+                "provider {} rejected the gateway's credentials (HTTP {status})",
+                plan.name
+            ),
         );
         return (502, err.body(crate::error::ClientApi::OpenAi));
     }
@@ -110,8 +142,15 @@ pub fn rewrite_error(plan: &ProviderPlan, status: u16, content_type: Option<&str
         Some(m) => plan.keys.redact(&m),
         None => format!("provider {} returned HTTP {status}", plan.name),
     };
-    let kind = fields.kind.unwrap_or_else(|| default_type(status).to_string());
-    let body = openai_error_body(&kind, &message, fields.param.as_deref(), fields.code.as_deref());
+    let kind = fields
+        .kind
+        .unwrap_or_else(|| default_type(status).to_string());
+    let body = openai_error_body(
+        &kind,
+        &message,
+        fields.param.as_deref(),
+        fields.code.as_deref(),
+    );
     (status, body)
 }
 
@@ -171,7 +210,10 @@ fn extract_error(content_type: Option<&str>, body: &[u8]) -> ErrorFields {
                 param: text(e.get("param")),
                 code: text(e.get("code")),
             },
-            Some(Value::String(s)) => ErrorFields { message: Some(s.clone()), ..Default::default() },
+            Some(Value::String(s)) => ErrorFields {
+                message: Some(s.clone()),
+                ..Default::default()
+            },
             _ => ErrorFields {
                 message: text(loose.message.as_ref()).or_else(|| text(loose.detail.as_ref())),
                 kind: text(loose.kind.as_ref()),
@@ -180,13 +222,20 @@ fn extract_error(content_type: Option<&str>, body: &[u8]) -> ErrorFields {
             },
         };
     }
-    let is_text = content_type.is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/plain"));
+    let is_text = content_type.is_some_and(|ct| {
+        ct.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("text/plain")
+    });
     if is_text {
         let s = String::from_utf8_lossy(body);
         let s = s.trim();
         if !s.is_empty() {
             let quoted: String = s.chars().take(MAX_QUOTED_TEXT).collect();
-            return ErrorFields { message: Some(quoted), ..Default::default() };
+            return ErrorFields {
+                message: Some(quoted),
+                ..Default::default()
+            };
         }
     }
     ErrorFields::default()
@@ -226,14 +275,49 @@ mod tests {
     #[test]
     fn body_rewrite_only_when_needed() {
         let p = plan("[]");
-        assert!(plan_attempt(&p, "/v1/chat/completions", Some("m0"), None).unwrap().rewrite_body);
-        assert!(plan_attempt(&p, "/v1/chat/completions", Some("m1"), Some(StreamMode::Plain)).unwrap().rewrite_body);
-        assert!(!plan_attempt(&p, "/v1/chat/completions", Some("m1"), Some(StreamMode::WithUsage)).unwrap().rewrite_body);
-        assert!(!plan_attempt(&p, "/v1/embeddings", Some("m1"), Some(StreamMode::Plain)).unwrap().rewrite_body);
-        let out = rewrite_body(&p, "/v1/chat/completions", Some("m0"), Some(StreamMode::Plain), br#"{"model":"fast","stream":true}"#)
+        assert!(
+            plan_attempt(&p, "/v1/chat/completions", Some("m0"), None)
+                .unwrap()
+                .rewrite_body
+        );
+        assert!(
+            plan_attempt(
+                &p,
+                "/v1/chat/completions",
+                Some("m1"),
+                Some(StreamMode::Plain)
+            )
             .unwrap()
-            .unwrap();
-        assert_eq!(out, br#"{"model":"deepseek-chat","stream":true,"stream_options":{"include_usage":true}}"#);
+            .rewrite_body
+        );
+        assert!(
+            !plan_attempt(
+                &p,
+                "/v1/chat/completions",
+                Some("m1"),
+                Some(StreamMode::WithUsage)
+            )
+            .unwrap()
+            .rewrite_body
+        );
+        assert!(
+            !plan_attempt(&p, "/v1/embeddings", Some("m1"), Some(StreamMode::Plain))
+                .unwrap()
+                .rewrite_body
+        );
+        let out = rewrite_body(
+            &p,
+            "/v1/chat/completions",
+            Some("m0"),
+            Some(StreamMode::Plain),
+            br#"{"model":"fast","stream":true}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            out,
+            br#"{"model":"deepseek-chat","stream":true,"stream_options":{"include_usage":true}}"#
+        );
     }
 
     #[test]
@@ -259,22 +343,53 @@ mod tests {
     #[test]
     fn provider_errors_become_openai_envelopes() {
         let p = plan(r#"[{"id":"k0","value":"sk-secret-key"}]"#);
-        let (s, v) = rewritten(&p, 429, "application/json", r#"{"error":{"message":"slow down","type":"rate_limit_error","code":"rate_limit_exceeded"}}"#);
+        let (s, v) = rewritten(
+            &p,
+            429,
+            "application/json",
+            r#"{"error":{"message":"slow down","type":"rate_limit_error","code":"rate_limit_exceeded"}}"#,
+        );
         assert_eq!(s, 429);
-        assert_eq!(v, serde_json::json!({"error":{"message":"slow down","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}));
-        let (_, v) = rewritten(&p, 404, "application/json", r#"{"error":"model 'x' not found"}"#);
+        assert_eq!(
+            v,
+            serde_json::json!({"error":{"message":"slow down","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}})
+        );
+        let (_, v) = rewritten(
+            &p,
+            404,
+            "application/json",
+            r#"{"error":"model 'x' not found"}"#,
+        );
         assert_eq!(v["error"]["message"], "model 'x' not found");
         assert_eq!(v["error"]["type"], "invalid_request_error");
-        let (_, v) = rewritten(&p, 400, "application/json", r#"{"object":"error","message":"bad","type":"BadRequestError","code":400}"#);
-        assert_eq!((&v["error"]["message"], &v["error"]["code"]), (&Value::from("bad"), &Value::from("400")));
-        let (_, v) = rewritten(&p, 422, "application/json", r#"{"detail":[{"loc":["body"],"msg":"x"}]}"#);
+        let (_, v) = rewritten(
+            &p,
+            400,
+            "application/json",
+            r#"{"object":"error","message":"bad","type":"BadRequestError","code":400}"#,
+        );
+        assert_eq!(
+            (&v["error"]["message"], &v["error"]["code"]),
+            (&Value::from("bad"), &Value::from("400"))
+        );
+        let (_, v) = rewritten(
+            &p,
+            422,
+            "application/json",
+            r#"{"detail":[{"loc":["body"],"msg":"x"}]}"#,
+        );
         assert!(v["error"]["message"].as_str().unwrap().contains("loc"));
     }
 
     #[test]
     fn html_and_empty_bodies_get_a_gateway_message() {
         let p = plan("[]");
-        let (s, v) = rewritten(&p, 502, "text/html", "<html><body>Bad Gateway</body></html>");
+        let (s, v) = rewritten(
+            &p,
+            502,
+            "text/html",
+            "<html><body>Bad Gateway</body></html>",
+        );
         assert_eq!(s, 502);
         assert_eq!(v["error"]["message"], "provider ds returned HTTP 502");
         assert_eq!(v["error"]["type"], "server_error");
@@ -287,7 +402,12 @@ mod tests {
     #[test]
     fn auth_failures_hide_the_providers_message_and_become_502() {
         let p = plan(r#"[{"id":"k0","value":"sk-secret-key"}]"#);
-        let (s, b) = rewrite_error(&p, 401, Some("application/json"), br#"{"error":{"message":"Incorrect API key provided: sk-secret-key"}}"#);
+        let (s, b) = rewrite_error(
+            &p,
+            401,
+            Some("application/json"),
+            br#"{"error":{"message":"Incorrect API key provided: sk-secret-key"}}"#,
+        );
         assert_eq!(s, 502);
         assert!(!String::from_utf8_lossy(&b).contains("sk-secret"));
     }
@@ -295,7 +415,12 @@ mod tests {
     #[test]
     fn echoed_keys_are_redacted() {
         let p = plan(r#"[{"id":"k0","value":"sk-secret-key"}]"#);
-        let (_, b) = rewrite_error(&p, 400, Some("application/json"), br#"{"error":{"message":"key sk-secret-key cannot do that"}}"#);
+        let (_, b) = rewrite_error(
+            &p,
+            400,
+            Some("application/json"),
+            br#"{"error":{"message":"key sk-secret-key cannot do that"}}"#,
+        );
         let text = String::from_utf8_lossy(&b);
         assert!(!text.contains("sk-secret-key"));
         assert!(text.contains("[redacted]"));

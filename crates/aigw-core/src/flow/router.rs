@@ -11,7 +11,10 @@ use crate::schema::openai::{model_body, summarize_request, ModelObject};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadersDecision {
     /// Answer with this JSON body and status.
-    Reply { status: u16, body: Vec<u8> },
+    Reply {
+        status: u16,
+        body: Vec<u8>,
+    },
     Error(ApiError),
     /// Wait for the whole body, then route.
     ReadBody(Operation),
@@ -31,11 +34,19 @@ pub fn on_request_headers(
         Err(e) => return HeadersDecision::Error(e),
     };
     match endpoint.op {
-        Operation::ListModels => return HeadersDecision::Reply { status: 200, body: plan.models_body.clone() },
+        Operation::ListModels => {
+            return HeadersDecision::Reply {
+                status: 200,
+                body: plan.models_body.clone(),
+            }
+        }
         Operation::RetrieveModel => {
             let id = endpoint.model_id.unwrap_or_default();
             return match retrieve_model(plan, id) {
-                Some(m) => HeadersDecision::Reply { status: 200, body: model_body(&m) },
+                Some(m) => HeadersDecision::Reply {
+                    status: 200,
+                    body: model_body(&m),
+                },
                 None => HeadersDecision::Error(model_not_found(id)),
             };
         }
@@ -62,7 +73,10 @@ pub fn on_request_headers(
         }
     }
     if end_of_stream {
-        return HeadersDecision::Error(ApiError::bad_request("missing_body", "request body is required"));
+        return HeadersDecision::Error(ApiError::bad_request(
+            "missing_body",
+            "request body is required",
+        ));
     }
     HeadersDecision::ReadBody(endpoint.op)
 }
@@ -85,14 +99,32 @@ pub struct RouteDecision {
 }
 
 /// Decides on the complete request body.
-pub fn route_body(plan: &RouterPlan, op: Operation, body: &[u8]) -> Result<RouteDecision, ApiError> {
+pub fn route_body(
+    plan: &RouterPlan,
+    op: Operation,
+    body: &[u8],
+) -> Result<RouteDecision, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::bad_request("missing_body", "request body is required"));
+        return Err(ApiError::bad_request(
+            "missing_body",
+            "request body is required",
+        ));
     }
     let summary = summarize_request(body)?;
-    let resolved = plan.table.resolve(&summary.model).ok_or_else(|| model_not_found(&summary.model))?;
-    let stream = if op.can_stream() { summary.stream } else { None };
-    Ok(RouteDecision { route: resolved.route.to_string(), model: summary.model, stream })
+    let resolved = plan
+        .table
+        .resolve(&summary.model)
+        .ok_or_else(|| model_not_found(&summary.model))?;
+    let stream = if op.can_stream() {
+        summary.stream
+    } else {
+        None
+    };
+    Ok(RouteDecision {
+        route: resolved.route.to_string(),
+        model: summary.model,
+        stream,
+    })
 }
 
 /// OpenAI's answer for a model that is not served.
@@ -120,8 +152,17 @@ mod tests {
         RouterConfig {
             max_request_body_bytes: 100,
             models: vec![
-                ModelRoute { name: Some("gpt-4o-mini".into()), route: "m0".into(), owned_by: Some("openai".into()), ..Default::default() },
-                ModelRoute { pattern: Some("qwen-*".into()), route: "m1".into(), ..Default::default() },
+                ModelRoute {
+                    name: Some("gpt-4o-mini".into()),
+                    route: "m0".into(),
+                    owned_by: Some("openai".into()),
+                    ..Default::default()
+                },
+                ModelRoute {
+                    pattern: Some("qwen-*".into()),
+                    route: "m1".into(),
+                    ..Default::default()
+                },
             ],
             provider_prefixes: vec![],
         }
@@ -158,11 +199,54 @@ mod tests {
             HeadersDecision::Error(e) => (e.status, e.code),
             d => panic!("{d:?}"),
         };
-        assert_eq!(err(on_request_headers(&p, "POST", "/v1/chat/completions", Some("text/plain"), None, false)), (400, "invalid_content_type"));
-        assert_eq!(err(on_request_headers(&p, "POST", "/v1/chat/completions", None, None, false)), (400, "invalid_content_type"));
-        assert_eq!(err(on_request_headers(&p, "POST", "/v1/chat/completions", JSON, Some("101"), false)), (413, "request_too_large"));
-        assert_eq!(err(on_request_headers(&p, "POST", "/v1/chat/completions", JSON, None, true)), (400, "missing_body"));
-        assert_eq!(err(on_request_headers(&p, "POST", "/v2/x", JSON, None, false)), (404, "unknown_url"));
+        assert_eq!(
+            err(on_request_headers(
+                &p,
+                "POST",
+                "/v1/chat/completions",
+                Some("text/plain"),
+                None,
+                false
+            )),
+            (400, "invalid_content_type")
+        );
+        assert_eq!(
+            err(on_request_headers(
+                &p,
+                "POST",
+                "/v1/chat/completions",
+                None,
+                None,
+                false
+            )),
+            (400, "invalid_content_type")
+        );
+        assert_eq!(
+            err(on_request_headers(
+                &p,
+                "POST",
+                "/v1/chat/completions",
+                JSON,
+                Some("101"),
+                false
+            )),
+            (413, "request_too_large")
+        );
+        assert_eq!(
+            err(on_request_headers(
+                &p,
+                "POST",
+                "/v1/chat/completions",
+                JSON,
+                None,
+                true
+            )),
+            (400, "missing_body")
+        );
+        assert_eq!(
+            err(on_request_headers(&p, "POST", "/v2/x", JSON, None, false)),
+            (404, "unknown_url")
+        );
         assert_eq!(
             on_request_headers(&p, "POST", "/v1/chat/completions", JSON, Some("100"), false),
             HeadersDecision::ReadBody(Operation::ChatCompletions)
@@ -172,13 +256,38 @@ mod tests {
     #[test]
     fn body_routes_by_model() {
         let p = plan();
-        let d = route_body(&p, Operation::ChatCompletions, br#"{"model":"gpt-4o-mini","stream":true}"#).unwrap();
-        assert_eq!(d, RouteDecision { model: "gpt-4o-mini".into(), route: "m0".into(), stream: Some(StreamMode::Plain) });
-        let d = route_body(&p, Operation::Embeddings, br#"{"model":"qwen-emb","stream":true}"#).unwrap();
+        let d = route_body(
+            &p,
+            Operation::ChatCompletions,
+            br#"{"model":"gpt-4o-mini","stream":true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            RouteDecision {
+                model: "gpt-4o-mini".into(),
+                route: "m0".into(),
+                stream: Some(StreamMode::Plain)
+            }
+        );
+        let d = route_body(
+            &p,
+            Operation::Embeddings,
+            br#"{"model":"qwen-emb","stream":true}"#,
+        )
+        .unwrap();
         assert_eq!((d.route.as_str(), d.stream), ("m1", None));
         let e = route_body(&p, Operation::ChatCompletions, br#"{"model":"nope"}"#).unwrap_err();
-        assert_eq!((e.status, e.code, e.param), (404, "model_not_found", Some("model")));
-        assert_eq!(route_body(&p, Operation::ChatCompletions, b"{").unwrap_err().status, 400);
+        assert_eq!(
+            (e.status, e.code, e.param),
+            (404, "model_not_found", Some("model"))
+        );
+        assert_eq!(
+            route_body(&p, Operation::ChatCompletions, b"{")
+                .unwrap_err()
+                .status,
+            400
+        );
         assert_eq!(check_body_size(&p, 101).unwrap_err().status, 413);
         assert!(check_body_size(&p, 100).is_ok());
     }

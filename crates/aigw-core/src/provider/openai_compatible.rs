@@ -20,14 +20,23 @@ mod tests {
 
     #[test]
     fn paths_follow_the_base_url() {
-        assert_eq!(path("/v1", Operation::ChatCompletions).unwrap(), "/v1/chat/completions");
-        assert_eq!(path("/compatible-mode/v1/", Operation::Embeddings).unwrap(), "/compatible-mode/v1/embeddings");
+        assert_eq!(
+            path("/v1", Operation::ChatCompletions).unwrap(),
+            "/v1/chat/completions"
+        );
+        assert_eq!(
+            path("/compatible-mode/v1/", Operation::Embeddings).unwrap(),
+            "/compatible-mode/v1/embeddings"
+        );
         assert_eq!(path("", Operation::Completions).unwrap(), "/completions");
         assert_eq!(path("/v1", Operation::ListModels), None);
     }
 
     #[test]
     fn bearer_auth() {
-        assert_eq!(auth_header("sk-1"), ("authorization", "Bearer sk-1".to_string()));
+        assert_eq!(
+            auth_header("sk-1"),
+            ("authorization", "Bearer sk-1".to_string())
+        );
     }
 }

@@ -112,7 +112,8 @@ mod tests {
 
     #[test]
     fn keeps_values_byte_for_byte() {
-        let body = br#"{"model":"a", "messages":[{"role":"user","content":"x\u00e9 \"q\""}],"n":1.50}"#;
+        let body =
+            br#"{"model":"a", "messages":[{"role":"user","content":"x\u00e9 \"q\""}],"n":1.50}"#;
         let m = Members::parse(body).unwrap();
         assert_eq!(m.members.len(), 3);
         let out = m.write(body.len(), |_, _| Edit::Keep, &[]);

@@ -47,12 +47,18 @@ pub fn summarize_request(body: &[u8]) -> Result<RequestSummary, ApiError> {
         ));
     }
     let peek: RequestPeek<'_> = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
+        ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {e}"),
+        )
     })?;
     let model = match peek.model {
         Some(m) if !m.trim().is_empty() => m,
         Some(_) => {
-            return Err(ApiError::bad_request("invalid_model", "`model` must not be empty").with_param("model"))
+            return Err(
+                ApiError::bad_request("invalid_model", "`model` must not be empty")
+                    .with_param("model"),
+            )
         }
         None => {
             return Err(ApiError::bad_request(
@@ -70,16 +76,29 @@ pub fn summarize_request(body: &[u8]) -> Result<RequestSummary, ApiError> {
         .with_param("model"));
     }
     if model.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("invalid_model", "`model` contains control characters").with_param("model"));
+        return Err(
+            ApiError::bad_request("invalid_model", "`model` contains control characters")
+                .with_param("model"),
+        );
     }
     let stream = match peek.stream {
         Some(true) => {
-            let with_usage = peek.stream_options.and_then(|o| o.include_usage).unwrap_or(false);
-            Some(if with_usage { StreamMode::WithUsage } else { StreamMode::Plain })
+            let with_usage = peek
+                .stream_options
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false);
+            Some(if with_usage {
+                StreamMode::WithUsage
+            } else {
+                StreamMode::Plain
+            })
         }
         _ => None,
     };
-    Ok(RequestSummary { model: model.into_owned(), stream })
+    Ok(RequestSummary {
+        model: model.into_owned(),
+        stream,
+    })
 }
 
 /// One entry of `GET /v1/models`.
@@ -93,7 +112,12 @@ pub struct ModelObject {
 
 impl ModelObject {
     pub fn new(id: impl Into<String>, owned_by: impl Into<String>) -> Self {
-        ModelObject { id: id.into(), object: "model", created: 0, owned_by: owned_by.into() }
+        ModelObject {
+            id: id.into(),
+            object: "model",
+            created: 0,
+            owned_by: owned_by.into(),
+        }
     }
 }
 
@@ -105,7 +129,11 @@ struct ModelList<'a> {
 
 /// The `GET /v1/models` body: `{"object":"list","data":[...]}`.
 pub fn model_list_body(models: &[ModelObject]) -> Vec<u8> {
-    serde_json::to_vec(&ModelList { object: "list", data: models }).unwrap_or_else(|_| br#"{"object":"list","data":[]}"#.to_vec())
+    serde_json::to_vec(&ModelList {
+        object: "list",
+        data: models,
+    })
+    .unwrap_or_else(|_| br#"{"object":"list","data":[]}"#.to_vec())
 }
 
 /// The `GET /v1/models/{id}` body.
@@ -163,13 +191,28 @@ mod tests {
 
     #[test]
     fn summary_reads_model_and_stream_modes() {
-        let s = summarize_request(br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
-        assert_eq!(s, RequestSummary { model: "gpt-4o-mini".into(), stream: None });
+        let s = summarize_request(
+            br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            RequestSummary {
+                model: "gpt-4o-mini".into(),
+                stream: None
+            }
+        );
         let s = summarize_request(br#"{"model":"m","stream":true}"#).unwrap();
         assert_eq!(s.stream, Some(StreamMode::Plain));
-        let s = summarize_request(br#"{"stream_options":{"include_usage":true},"model":"m","stream":true}"#).unwrap();
+        let s = summarize_request(
+            br#"{"stream_options":{"include_usage":true},"model":"m","stream":true}"#,
+        )
+        .unwrap();
         assert_eq!(s.stream, Some(StreamMode::WithUsage));
-        let s = summarize_request(br#"{"model":"m","stream":false,"stream_options":{"include_usage":true}}"#).unwrap();
+        let s = summarize_request(
+            br#"{"model":"m","stream":false,"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap();
         assert_eq!(s.stream, None);
         let s = summarize_request(br#"{"model":"a\/b\u00e9"}"#).unwrap();
         assert_eq!(s.model, "a/bé");
@@ -195,12 +238,18 @@ mod tests {
             assert_eq!(err.code, code, "{}", String::from_utf8_lossy(body));
         }
         let long = format!(r#"{{"model":"{}"}}"#, "x".repeat(MAX_MODEL_LEN + 1));
-        assert_eq!(summarize_request(long.as_bytes()).unwrap_err().code, "invalid_model");
+        assert_eq!(
+            summarize_request(long.as_bytes()).unwrap_err().code,
+            "invalid_model"
+        );
     }
 
     #[test]
     fn unknown_fields_are_ignored() {
-        let s = summarize_request(br#"{"model":"m","tools":[{"type":"function"}],"x":{"y":[1,{"z":null}]}}"#).unwrap();
+        let s = summarize_request(
+            br#"{"model":"m","tools":[{"type":"function"}],"x":{"y":[1,{"z":null}]}}"#,
+        )
+        .unwrap();
         assert_eq!(s.model, "m");
     }
 
@@ -215,7 +264,10 @@ mod tests {
         )
         .unwrap();
         let u = p.usage.unwrap().unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (Some(3), Some(5), Some(8)));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (Some(3), Some(5), Some(8))
+        );
         assert_eq!(u.prompt_tokens_details.unwrap().cached_tokens, Some(1));
         assert_eq!(p.choices.unwrap().len(), 0);
     }
