@@ -7,7 +7,15 @@ import pytest
 
 from harness import gateway_yaml, provider
 
-CLIENT_SECRETS = {"authorization": "Bearer client-secret-1", "x-api-key": "client-secret-2", "api-key": "client-secret-3"}
+CLIENT_SECRETS = {
+    "authorization": "Bearer client-secret-1",
+    "x-api-key": "client-secret-2",
+    "api-key": "client-secret-3",
+    "x-goog-api-key": "client-secret-4",
+    "cookie": "session=client-secret-5",
+    "openai-organization": "org-client-secret-6",
+    "openai-project": "proj-client-secret-7",
+}
 
 
 @pytest.fixture(scope="module")

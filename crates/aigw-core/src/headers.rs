@@ -19,14 +19,19 @@ pub const STREAM: &str = "x-aigw-stream";
 /// kept on responses to the client).
 pub const SERVED_BY: &str = "x-aigw-provider";
 
-/// Client credentials: removed before a request leaves Envoy, so a client's
-/// key never reaches a provider.
+/// Client credentials, and headers that would let a client choose how the
+/// gateway's provider account is used (OpenAI's organization and project):
+/// removed before a request leaves Envoy, so a client's key never reaches a
+/// provider and the gateway's key is used only as configured.
 pub const CLIENT_CREDENTIALS: &[&str] = &[
     "authorization",
+    "proxy-authorization",
     "x-api-key",
     "api-key",
     "x-goog-api-key",
-    "proxy-authorization",
+    "cookie",
+    "openai-organization",
+    "openai-project",
 ];
 
 /// True for a header name (lowercase, as Envoy gives them) of the gateway's own.
