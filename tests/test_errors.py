@@ -164,13 +164,20 @@ def test_provider_errors_keep_their_status_and_openai_shape(env):
     assert_envelope(gw.chat({"model": "m", "messages": []}, headers={"x-mock-status": "400"}), 400)
 
 
-@pytest.mark.parametrize("fmt", ["html", "text"])
+@pytest.mark.parametrize("fmt", ["html", "text", "empty"])
 def test_non_json_provider_errors_become_openai_errors(env, fmt):
     gw, _ = env
     r = gw.chat({"model": "m", "messages": []}, headers={"x-mock-status": "502", "x-mock-error-format": fmt})
     err = assert_envelope(r, 502)
     assert "<" not in err["message"]
     assert err["type"] == "server_error"
+
+
+def test_provider_errors_without_a_body_get_one(env):
+    gw, _ = env
+    err = assert_envelope(gw.chat({"model": "m", "messages": []}, headers={"x-mock-status": "500", "x-mock-error-format": "empty"}), 500)
+    assert err["message"] == "provider errs returned HTTP 500"
+    assert_envelope(gw.chat({"model": "m", "messages": []}, headers={"x-mock-status": "401", "x-mock-error-format": "empty"}), 502, "provider_auth_failed")
 
 
 def test_streaming_request_errors_are_json_too(env):

@@ -143,12 +143,16 @@ impl HttpContext for ProviderHttp {
         match provider::on_response_headers(status) {
             ResponseDecision::Pass => Action::Continue,
             ResponseDecision::RewriteError if end_of_stream => {
-                log::debug!(
-                    "[{}]: {} answered {status} without a body",
+                // No body to rewrite: answer in the client's shape instead.
+                let (new_status, body) = provider::rewrite_error(&self.plan, status, None, b"");
+                log::info!(
+                    "[{}]: provider {} answered HTTP {status} without a body",
                     self.id,
                     self.plan.name
                 );
-                Action::Continue
+                self.phase = Phase::Replied;
+                aigw_wasm::send_json(self, new_status, &body);
+                Action::Pause
             }
             ResponseDecision::RewriteError => {
                 self.phase = Phase::RewritingError(status);

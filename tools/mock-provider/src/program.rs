@@ -18,6 +18,8 @@ pub enum ErrorFormat {
     Html,
     /// One line of plain text, `text/plain`.
     Text,
+    /// No body at all (headers only), as some load balancers answer.
+    Empty,
 }
 
 impl ErrorFormat {
@@ -26,6 +28,7 @@ impl ErrorFormat {
             "json" => Some(Self::Json),
             "html" => Some(Self::Html),
             "text" => Some(Self::Text),
+            "empty" => Some(Self::Empty),
             _ => None,
         }
     }
@@ -315,7 +318,7 @@ fn apply_headers(headers: &HeaderMap, b: &mut Behavior) -> Result<(), String> {
     if let Some(v) = text(headers, header::ERROR_FORMAT)? {
         b.error_format = ErrorFormat::parse(v).ok_or_else(|| {
             format!(
-                "{}: expected json, html or text, got {v:?}",
+                "{}: expected json, html, text or empty, got {v:?}",
                 header::ERROR_FORMAT
             )
         })?;

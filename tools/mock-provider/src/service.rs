@@ -240,6 +240,7 @@ fn error_body(state: &State, status: u16, format: ErrorFormat) -> (&'static str,
             "text/plain; charset=utf-8",
             Bytes::from(format!("{message}\n")),
         ),
+        ErrorFormat::Empty => ("text/plain", Bytes::new()),
     }
 }
 
