@@ -5,6 +5,7 @@ set -euo pipefail
 
 config="${1:-config/demo.yaml}"
 bin="${AIGW_BIN_DIR:-target/tools}"
+state="$(mktemp -d "${TMPDIR:-/tmp}/aigw-run.XXXXXX")"
 pids=()
 
 cleanup() {
@@ -13,16 +14,36 @@ cleanup() {
         kill "$pid" 2>/dev/null || true
     done
     wait 2>/dev/null || true
+    rm -rf "$state"
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 
-"$bin/mock-provider" --listen 127.0.0.1:9101 --name mock-openai &
-pids+=($!)
-"$bin/mock-provider" --listen 127.0.0.1:9102 --name mock-deepseek &
-pids+=($!)
+# Fail early, with the reason, on a config error (warnings come from `aigw run`).
+if ! "$bin/aigw" validate "$config" --no-envoy >/dev/null 2>"$state/validate.err"; then
+    cat "$state/validate.err" >&2
+    exit 1
+fi
 
-"$bin/aigw" validate "$config" --no-envoy >/dev/null
+start_mock() { # name port
+    "$bin/mock-provider" --listen "127.0.0.1:$2" --name "$1" --port-file "$state/$1.port" &
+    pids+=($!)
+}
+start_mock mock-openai "${MOCK_OPENAI_PORT:-9101}"
+start_mock mock-deepseek "${MOCK_DEEPSEEK_PORT:-9102}"
+
+# Wait until both mocks are listening (each writes its port file once bound).
+for name in mock-openai mock-deepseek; do
+    for _ in $(seq 100); do
+        [[ -s "$state/$name.port" ]] && break
+        if ! kill -0 "${pids[0]}" 2>/dev/null || ! kill -0 "${pids[1]}" 2>/dev/null; then
+            echo "run: a mock provider could not start (is its port already in use?)" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+done
+
 # Not exec: the trap must run to stop the mocks when Envoy exits.
 "$bin/aigw" run "$config" &
 pids+=($!)

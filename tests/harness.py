@@ -89,6 +89,22 @@ def aigw(*args: str, env: dict | None = None, check: bool = True) -> subprocess.
     return result
 
 
+def validate_envoy_config(path: Path, env: dict | None = None) -> None:
+    """`envoy --mode validate` on a rendered config: every config the tests
+    render is checked this way before it is run."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    r = subprocess.run(
+        [str(ENVOY), "--mode", "validate", "--disable-hot-restart", "--log-level", "error", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"envoy --mode validate rejected {path}:\n{r.stdout}{r.stderr}")
+
+
 class Gateway:
     """Envoy running the bootstrap `aigw render` makes of a gateway file.
 
@@ -105,6 +121,7 @@ class Gateway:
         rendered = aigw("render", str(self.config), "--wasm-dir", str(WASM_DIR), env=self.env)
         self.envoy_config = self.dir / "envoy.yaml"
         self.envoy_config.write_text(rendered.stdout)
+        validate_envoy_config(self.envoy_config, self.env)
         self.log_path = self.dir / "envoy.log"
         self.admin_path = self.dir / "admin-address"
         full_env = dict(os.environ)

