@@ -7,6 +7,7 @@
 pub mod api;
 pub mod body;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod flow;
 pub mod glob;
