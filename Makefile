@@ -16,8 +16,8 @@ TEST_WORKERS ?= 2
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: build venv ## Run the gateway on 127.0.0.1:8080 (CONFIG=path/to/gateway.yaml), with the local mock providers
-	ENVOY_BIN=$(CURDIR)/$(VENV)/bin/envoy AIGW_WASM_DIR=$(CURDIR)/$(WASM_DIR) scripts/run.sh $(CONFIG)
+run: build venv ## Run the gateway on 127.0.0.1:8080 with the local mock providers (CONFIG=gateway.yaml, ENVOY_ARGS="...")
+	ENVOY_BIN=$(CURDIR)/$(VENV)/bin/envoy AIGW_WASM_DIR=$(CURDIR)/$(WASM_DIR) ENVOY_ARGS="$(ENVOY_ARGS)" scripts/run.sh $(CONFIG)
 
 test: build venv ## Run every test: lint, unit (native and wasm), config validation, real-Envoy integration
 	$(MAKE) --no-print-directory lint unit-test wasm-test validate-configs integration-test

@@ -45,6 +45,8 @@ for name in mock-openai mock-deepseek; do
 done
 
 # Not exec: the trap must run to stop the mocks when Envoy exits.
-"$bin/aigw" run "$config" &
+# ENVOY_ARGS: extra Envoy flags, e.g. "--component-log-level wasm:debug".
+# shellcheck disable=SC2086
+"$bin/aigw" run "$config" -- ${ENVOY_ARGS:-} &
 pids+=($!)
 wait "${pids[-1]}"

@@ -178,6 +178,22 @@ def test_provider_errors_without_a_body_get_one(env):
     err = assert_envelope(gw.chat({"model": "m", "messages": []}, headers={"x-mock-status": "500", "x-mock-error-format": "empty"}), 500)
     assert err["message"] == "provider errs returned HTTP 500"
     assert_envelope(gw.chat({"model": "m", "messages": []}, headers={"x-mock-status": "401", "x-mock-error-format": "empty"}), 502, "provider_auth_failed")
+    r = gw.chat({"model": "m", "messages": []}, headers={"x-mock-status": "429", "x-mock-error-format": "empty", "x-mock-retry-after": "7"})
+    assert_envelope(r, 429)
+    assert r.headers["retry-after"] == "7"
+    assert r.headers["x-aigw-provider"] == "errs"
+
+
+def test_envoys_own_errors_have_the_full_openai_envelope(env):
+    gw, _ = env
+    err = assert_envelope(gw.chat({"model": "down", "messages": []}), 503, "provider_unavailable")
+    assert set(err) == {"message", "type", "param", "code"}
+    assert err["param"] is None
+
+
+def test_escaped_slashes_in_paths_get_an_openai_error(env):
+    gw, _ = env
+    assert_envelope(gw.request("GET", "/v1/models%2Fx"), 404, "unknown_url")
 
 
 def test_streaming_request_errors_are_json_too(env):

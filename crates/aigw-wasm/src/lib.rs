@@ -28,14 +28,22 @@ pub fn send_error<C: HttpContext + ?Sized>(ctx: &C, err: &ApiError, api: ClientA
 
 /// Sends a JSON local reply.
 pub fn send_json<C: HttpContext + ?Sized>(ctx: &C, status: u16, body: &[u8]) {
-    ctx.send_http_response(
-        u32::from(status),
-        vec![
-            ("content-type", "application/json"),
-            ("cache-control", "no-store"),
-        ],
-        Some(body),
-    );
+    send_json_with(ctx, status, body, &[]);
+}
+
+/// Sends a JSON local reply with extra headers.
+pub fn send_json_with<C: HttpContext + ?Sized>(
+    ctx: &C,
+    status: u16,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) {
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("cache-control", "no-store"),
+    ];
+    headers.extend_from_slice(extra);
+    ctx.send_http_response(u32::from(status), headers, Some(body));
 }
 
 /// Removes every request header with the gateway's internal prefix.

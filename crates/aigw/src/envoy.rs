@@ -50,19 +50,56 @@ pub fn validate(envoy: &Path, config: &Path) -> Result<String, String> {
 }
 
 /// Replaces this process with Envoy, so signals (Ctrl-C) reach Envoy directly
-/// and its exit status is the command's.
+/// and its exit status is the command's. `extra` arguments go last; the
+/// default log levels apply only when `extra` does not set them.
 pub fn exec(envoy: &Path, config: &Path, extra: &[String]) -> std::io::Error {
     use std::os::unix::process::CommandExt;
-    Command::new(envoy)
-        .arg("-c")
-        .arg(config)
-        .args([
-            "--disable-hot-restart",
-            "--log-level",
-            "info",
-            "--component-log-level",
-            "wasm:info",
-        ])
-        .args(extra)
-        .exec()
+    let mut cmd = Command::new(envoy);
+    cmd.arg("-c").arg(config).arg("--disable-hot-restart");
+    cmd.args(default_args(extra));
+    cmd.args(extra);
+    cmd.exec()
+}
+
+/// Envoy refuses a flag given twice: defaults yield to the operator's flags.
+fn default_args(extra: &[String]) -> Vec<&'static str> {
+    let given = |flags: &[&str]| {
+        extra.iter().any(|a| {
+            flags
+                .iter()
+                .any(|f| a == f || a.starts_with(&format!("{f}=")))
+        })
+    };
+    let mut args = Vec::new();
+    if !given(&["--log-level", "-l"]) {
+        args.extend(["--log-level", "info"]);
+    }
+    if !given(&["--component-log-level"]) {
+        args.extend(["--component-log-level", "wasm:info"]);
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_flags_replace_the_defaults() {
+        assert_eq!(
+            default_args(&[]),
+            ["--log-level", "info", "--component-log-level", "wasm:info"]
+        );
+        let extra = vec![
+            "--component-log-level".to_string(),
+            "wasm:debug".to_string(),
+        ];
+        assert_eq!(default_args(&extra), ["--log-level", "info"]);
+        let extra = vec![
+            "-l".to_string(),
+            "debug".to_string(),
+            "--component-log-level=wasm:debug".to_string(),
+        ];
+        assert!(default_args(&extra).is_empty());
+    }
 }

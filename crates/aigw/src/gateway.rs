@@ -337,6 +337,11 @@ pub fn compile(
             let id = k.id.clone().unwrap_or_else(|| format!("{}-{j}", p.name));
             if !is_valid_name(&id) {
                 errs.push(format!("{kat}.id"), format!("{id:?} is not a valid key id"));
+            } else if keys.iter().any(|existing: &KeyConfig| existing.id == id) {
+                errs.push(
+                    format!("{kat}.id"),
+                    format!("key id {id:?} is used twice in provider {:?}", p.name),
+                );
             }
             match (&k.value, &k.env) {
                 (Some(v), None) => {
@@ -641,7 +646,7 @@ providers:
   - name: ok
     kind: openai-compatible
     baseUrl: http://h/v1
-    keys: [{value: a, env: B}, {env: "1BAD"}, {}]
+    keys: [{value: a, env: B}, {env: "1BAD"}, {}, {id: dup, value: x}, {id: dup, value: y}]
   - name: ok
     kind: openai-compatible
     baseUrl: http://h2/v1
@@ -666,6 +671,7 @@ models:
             "providers[1].keys[0]: set either",
             "providers[1].keys[1].env: \"1BAD\"",
             "providers[1].keys[2]: set `value` or `env`",
+            "providers[1].keys[4].id: key id \"dup\" is used twice in provider \"ok\"",
             "providers[2].name: provider \"ok\" is declared twice",
             "models[0].target.provider: unknown provider \"ghost\"",
             "models[1]: set either `name` or `pattern`",

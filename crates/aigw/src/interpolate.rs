@@ -5,6 +5,33 @@
 
 pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (code, comment) = line.split_at(comment_start(line).unwrap_or(line.len()));
+        out.push_str(&expand_part(code, env)?);
+        out.push_str(comment);
+    }
+    Ok(out)
+}
+
+/// Byte offset of a YAML comment in `line`: a `#` at the start or after
+/// whitespace, outside quotes. Comments are never expanded.
+fn comment_start(line: &str) -> Option<usize> {
+    let (mut single, mut double) = (false, false);
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single && prev != '\\' => double = !double,
+            '#' if !single && !double && prev.is_whitespace() => return Some(i),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
+fn expand_part(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
@@ -73,6 +100,16 @@ mod tests {
         assert_eq!(expand("${NOPE:-127.0.0.1}", &env).unwrap(), "127.0.0.1");
         assert_eq!(expand("${EMPTY:-d}", &env).unwrap(), "d");
         assert_eq!(expand("cost $$5 and $x", &env).unwrap(), "cost $5 and $x");
+    }
+
+    #[test]
+    fn comments_are_left_alone() {
+        let text =
+            "# uses ${UNSET_IN_COMMENT}\nhost: ${HOST} # or ${ALSO_UNSET}\nq: \"a # ${HOST}\"\n";
+        assert_eq!(
+            expand(text, &env).unwrap(),
+            "# uses ${UNSET_IN_COMMENT}\nhost: mock # or ${ALSO_UNSET}\nq: \"a # mock\"\n"
+        );
     }
 
     #[test]

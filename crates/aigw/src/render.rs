@@ -70,7 +70,7 @@ fn listener(g: &Gateway, opts: &RenderOptions) -> Value {
         Some("not_routed"),
     );
     routes.push(json!({
-        "name": "not-routed",
+        "name": "none",
         "match": {"prefix": "/"},
         "direct_response": {"status": 404, "body": {"inline_string": String::from_utf8_lossy(&not_routed)}},
         "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
@@ -88,7 +88,7 @@ fn listener(g: &Gateway, opts: &RenderOptions) -> Value {
                 "stream_idle_timeout": g.file.timeouts.idle.proto(),
                 "normalize_path": true,
                 "merge_slashes": true,
-                "path_with_escaped_slashes_action": "REJECT_REQUEST",
+                "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
                 "access_log": [access_log()],
                 "local_reply_config": local_reply_config(),
                 "route_config": {
@@ -142,7 +142,7 @@ fn access_log() -> Value {
 /// error shape. Replies of the aigw filters carry no response flag and are
 /// already in shape, so these mappers leave them alone.
 fn local_reply_config() -> Value {
-    let body = |kind: &str, code: &str| json!({"json_format": {"error": {"message": "%LOCAL_REPLY_BODY%", "type": kind, "code": code}}});
+    let body = |kind: &str, code: &str| json!({"json_format": {"error": {"message": "%LOCAL_REPLY_BODY%", "type": kind, "param": null, "code": code}}});
     json!({"mappers": [
         {
             "filter": {"response_flag_filter": {"flags": ["UT"]}},
@@ -235,7 +235,7 @@ fn cluster(g: &Gateway, p: &CompiledProvider, opts: &RenderOptions) -> Value {
 /// gateway's checks or reaches a provider with the client's credentials.
 fn wasm_filter(name: &str, code: &Path, configuration: &str, env_keys: &[String]) -> Value {
     let mut vm = json!({
-        "vm_id": name,
+        "vm_id": "",
         "runtime": "envoy.wasm.runtime.v8",
         "code": {"local": {"filename": code.to_string_lossy()}},
     });
@@ -248,7 +248,7 @@ fn wasm_filter(name: &str, code: &Path, configuration: &str, env_keys: &[String]
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
             "config": {
                 "name": name,
-                "root_id": name,
+                "root_id": "",
                 "failure_policy": "FAIL_CLOSED",
                 "allow_on_headers_stop_iteration": true,
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": configuration},

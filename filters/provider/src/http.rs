@@ -78,7 +78,7 @@ impl HttpContext for ProviderHttp {
                 for key in self.plan.keys.keys() {
                     if let Some(reason) = &key.unavailable_reason {
                         log::warn!(
-                            "[{}]: provider {} key {}: {reason}",
+                            "[{}] provider {} key {}: {reason}",
                             self.id,
                             self.plan.name,
                             key.id
@@ -94,7 +94,7 @@ impl HttpContext for ProviderHttp {
             self.set_http_request_header(name, Some(value));
         }
         log::debug!(
-            "[{}]: {} {} key={}",
+            "[{}] {} {} key={}",
             self.id,
             self.plan.name,
             attempt.path,
@@ -143,15 +143,21 @@ impl HttpContext for ProviderHttp {
         match provider::on_response_headers(status) {
             ResponseDecision::Pass => Action::Continue,
             ResponseDecision::RewriteError if end_of_stream => {
-                // No body to rewrite: answer in the client's shape instead.
+                // No body to rewrite: answer in the client's shape instead,
+                // keeping what the client needs to know of the provider's answer.
                 let (new_status, body) = provider::rewrite_error(&self.plan, status, None, b"");
                 log::info!(
-                    "[{}]: provider {} answered HTTP {status} without a body",
+                    "[{}] provider {} answered HTTP {status} without a body",
                     self.id,
                     self.plan.name
                 );
+                let retry_after = self.get_http_response_header("retry-after");
+                let mut extra = vec![(headers::SERVED_BY, self.plan.name.as_str())];
+                if let Some(value) = retry_after.as_deref() {
+                    extra.push(("retry-after", value));
+                }
                 self.phase = Phase::Replied;
-                aigw_wasm::send_json(self, new_status, &body);
+                aigw_wasm::send_json_with(self, new_status, &body, &extra);
                 Action::Pause
             }
             ResponseDecision::RewriteError => {
@@ -176,7 +182,7 @@ impl HttpContext for ProviderHttp {
         let (new_status, new_body) =
             provider::rewrite_error(&self.plan, status, content_type.as_deref(), &body);
         log::info!(
-            "[{}]: provider {} answered HTTP {status}",
+            "[{}] provider {} answered HTTP {status}",
             self.id,
             self.plan.name
         );

@@ -56,13 +56,7 @@ impl RouterHttp {
     }
 
     fn fail(&mut self, err: &ApiError) -> Action {
-        log::debug!(
-            "[{}]: {} {}: {}",
-            self.id,
-            err.status,
-            err.code,
-            err.message
-        );
+        log::debug!("[{}] {} {}: {}", self.id, err.status, err.code, err.message);
         self.phase = Phase::Replied;
         aigw_wasm::send_error(self, err, ClientApi::OpenAi);
         Action::Pause
@@ -121,7 +115,7 @@ impl HttpContext for RouterHttp {
                 }
                 aigw_wasm::strip_client_credentials(self);
                 log::debug!(
-                    "[{}]: model {:?} -> route {}",
+                    "[{}] model {:?} -> route {}",
                     self.id,
                     decision.model,
                     decision.route
@@ -203,16 +197,16 @@ impl HttpContext for RouterHttp {
         if let Phase::Forwarded(decision) = &self.phase {
             match &self.usage {
                 Some(u) => log::debug!(
-                    "[{}]: model {:?} route {} usage in={:?} out={:?} total={:?}",
+                    "[{}] model {:?} route {} usage input={} output={} total={}",
                     self.id,
                     decision.model,
                     decision.route,
-                    u.input_tokens,
-                    u.output_tokens,
-                    u.total_tokens
+                    count(u.input_tokens),
+                    count(u.output_tokens),
+                    count(u.total_tokens)
                 ),
                 None => log::debug!(
-                    "[{}]: model {:?} route {} no usage",
+                    "[{}] model {:?} route {} usage unknown",
                     self.id,
                     decision.model,
                     decision.route
@@ -220,6 +214,11 @@ impl HttpContext for RouterHttp {
             }
         }
     }
+}
+
+/// A token count for a log line: the number, or `-` when unknown.
+fn count(n: Option<u64>) -> String {
+    n.map_or_else(|| "-".to_string(), |n| n.to_string())
 }
 
 /// The bytes for the last chunk: what `push` gave, then what `finish` released.

@@ -55,7 +55,8 @@ pub struct ModelRoute {
     pub pattern: Option<String>,
     /// Route id set in `x-aigw-route`; Envoy's route table matches on it.
     pub route: String,
-    /// `owned_by` in `/v1/models` (the provider name by default).
+    /// `owned_by` in `/v1/models`; `aigw` when absent (the `aigw` command
+    /// sets it to the target provider's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned_by: Option<String>,
 }

@@ -95,8 +95,13 @@ pub fn anthropic_error_type(status: u16) -> &'static str {
 
 /// Anthropic's error envelope: `{"type":"error","error":{"type","message"}}`.
 pub fn anthropic_error_body(kind: &str, message: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}))
-        .unwrap_or_else(|_| br#"{"type":"error","error":{"type":"api_error","message":"internal gateway error"}}"#.to_vec())
+    serde_json::to_vec(
+        &serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}),
+    )
+    .unwrap_or_else(|_| {
+        br#"{"type":"error","error":{"type":"api_error","message":"internal gateway error"}}"#
+            .to_vec()
+    })
 }
 
 /// The OpenAI error type for an HTTP status.
