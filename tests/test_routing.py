@@ -158,3 +158,12 @@ def test_no_internal_header_reaches_a_provider(env):
     for req in alpha.requests():
         assert not [h for h in req["headers"] if h.startswith("x-aigw-")], req["headers"]
         assert "x-envoy-expected-rq-timeout-ms" not in req["headers"]
+
+
+def test_providers_are_asked_for_uncompressed_responses(env):
+    # Usage is read from responses (and translations rewrite them): a provider
+    # must not gzip them because the client's SDK accepts gzip.
+    gw, alpha, _ = env
+    r = gw.chat({"model": "gpt-4o-mini", "messages": []}, headers={"accept-encoding": "gzip, deflate, br"})
+    assert r.status == 200
+    assert last(alpha)["headers"]["accept-encoding"] == "identity"

@@ -1,6 +1,6 @@
 //! The client-facing endpoints the gateway serves, recognised from method and path.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ClientApi};
 
 /// What a client request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,15 +15,24 @@ pub enum Operation {
     Completions,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1/messages` (Anthropic Messages).
+    Messages,
+    /// `POST /v1/messages/count_tokens` (Anthropic).
+    CountTokens,
 }
 
 impl Operation {
     /// True for operations forwarded to a provider (they carry a JSON body with `model`).
     pub fn is_proxied(self) -> bool {
-        matches!(
-            self,
-            Operation::ChatCompletions | Operation::Completions | Operation::Embeddings
-        )
+        !matches!(self, Operation::ListModels | Operation::RetrieveModel)
+    }
+
+    /// The API shape the client speaks for this operation.
+    pub fn client_api(self) -> ClientApi {
+        match self {
+            Operation::Messages | Operation::CountTokens => ClientApi::Anthropic,
+            _ => ClientApi::OpenAi,
+        }
     }
 
     /// The path below the provider's base URL, e.g. `/chat/completions`.
@@ -32,13 +41,19 @@ impl Operation {
             Operation::ChatCompletions => Some("/chat/completions"),
             Operation::Completions => Some("/completions"),
             Operation::Embeddings => Some("/embeddings"),
-            Operation::ListModels | Operation::RetrieveModel => None,
+            Operation::ListModels
+            | Operation::RetrieveModel
+            | Operation::Messages
+            | Operation::CountTokens => None,
         }
     }
 
     /// Whether `stream: true` is meaningful for this operation.
     pub fn can_stream(self) -> bool {
-        matches!(self, Operation::ChatCompletions | Operation::Completions)
+        matches!(
+            self,
+            Operation::ChatCompletions | Operation::Completions | Operation::Messages
+        )
     }
 }
 
@@ -57,6 +72,8 @@ pub fn classify<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, ApiErro
         "/v1/chat/completions" => Operation::ChatCompletions,
         "/v1/completions" => Operation::Completions,
         "/v1/embeddings" => Operation::Embeddings,
+        "/v1/messages" => Operation::Messages,
+        "/v1/messages/count_tokens" => Operation::CountTokens,
         p if p.starts_with("/v1/models/") && p.len() > "/v1/models/".len() => {
             let id = &p["/v1/models/".len()..];
             return match method {
@@ -67,7 +84,7 @@ pub fn classify<'a>(method: &str, path: &'a str) -> Result<Endpoint<'a>, ApiErro
         _ => {
             return Err(ApiError::not_found(
                 "unknown_url",
-                format!("Unknown request URL: {method} {path_only}. The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models."),
+                format!("Unknown request URL: {method} {path_only}. The gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models and /v1/messages."),
             ))
         }
     };

@@ -8,6 +8,8 @@ pub enum ClientApi {
     /// OpenAI: `{"error":{"message","type","param","code"}}`.
     #[default]
     OpenAi,
+    /// Anthropic: `{"type":"error","error":{"type","message"}}`.
+    Anthropic,
 }
 
 /// An error the gateway returns to the client without (or instead of) a provider response.
@@ -86,6 +88,10 @@ impl ApiError {
             ClientApi::OpenAi => {
                 openai_error_body(self.kind, &self.message, self.param, Some(self.code))
             }
+            ClientApi::Anthropic => crate::convert::anthropic_error_body(
+                crate::convert::anthropic_error_type(self.status),
+                &self.message,
+            ),
         }
     }
 }
@@ -137,6 +143,19 @@ mod tests {
             v,
             serde_json::json!({"error": {"message": "body is not \"JSON\"", "type": "invalid_request_error", "param": "model", "code": "invalid_json"}})
         );
+    }
+
+    #[test]
+    fn anthropic_envelope_by_status() {
+        let err = ApiError::not_found("model_not_found", "no such model");
+        let v: serde_json::Value = serde_json::from_slice(&err.body(ClientApi::Anthropic)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "error", "error": {"type": "not_found_error", "message": "no such model"}})
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&ApiError::too_large(9).body(ClientApi::Anthropic)).unwrap();
+        assert_eq!(v["error"]["type"], "request_too_large");
     }
 
     #[test]

@@ -154,7 +154,8 @@ fn find_line_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
 mod tests {
     use super::*;
 
-    const STREAM: &[u8] = b"data: {\"a\":1}\n\n: keep-alive\n\nevent: message_start\ndata: {\"b\":\ndata: 2}\n\ndata: [DONE]\n\n";
+    const STREAM: &[u8] =
+        b"data: {\"a\":1}\n\n: keep-alive\n\nevent: message_start\ndata: {\"b\":\ndata: 2}\n\ndata: [DONE]\n\n";
 
     fn parse_all(chunks: &[&[u8]]) -> (Vec<Event>, Option<Event>) {
         let mut p = SseParser::new();

@@ -5,7 +5,7 @@
 use crate::schema::json_object::{Edit, Members};
 use crate::schema::openai::UsagePeek;
 use crate::sse::{Event, SseParser, MAX_PENDING};
-use crate::usage::Usage;
+use crate::usage::{AnthropicUsage, Usage};
 
 /// What to do with a body chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +155,88 @@ impl OpenAiStream {
     }
 }
 
+/// The client-side view of an Anthropic Messages stream: events go through
+/// untouched; usage is read from `message_start` and `message_delta`.
+#[derive(Debug, Default)]
+pub struct AnthropicStream {
+    parser: SseParser,
+    bypass: bool,
+    usage: Option<AnthropicUsage>,
+    saw_stop: bool,
+}
+
+impl AnthropicStream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.as_ref().map(Usage::from)
+    }
+
+    /// Whether `message_stop` went through.
+    pub fn saw_stop(&self) -> bool {
+        self.saw_stop
+    }
+
+    /// Observes bytes on their way to the client (they are never changed).
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.bypass {
+            return;
+        }
+        for e in self.parser.push(bytes) {
+            self.observe(&e);
+        }
+        if self.parser.pending() > MAX_PENDING {
+            self.bypass = true;
+            self.parser = SseParser::new();
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(e) = self.parser.finish() {
+            self.observe(&e);
+        }
+    }
+
+    fn observe(&mut self, e: &Event) {
+        #[derive(serde::Deserialize)]
+        struct Peek {
+            #[serde(default, rename = "type")]
+            kind: String,
+            #[serde(default)]
+            message: Option<MessagePeek>,
+            #[serde(default)]
+            usage: Option<AnthropicUsage>,
+        }
+        #[derive(serde::Deserialize)]
+        struct MessagePeek {
+            #[serde(default)]
+            usage: Option<AnthropicUsage>,
+        }
+        let kind = e.event.as_deref().unwrap_or("");
+        if kind == "message_stop" {
+            self.saw_stop = true;
+            return;
+        }
+        if kind != "message_start" && kind != "message_delta" {
+            return;
+        }
+        let Ok(peek) = serde_json::from_str::<Peek>(&e.data) else {
+            return;
+        };
+        let reported = match peek.kind.as_str() {
+            "message_start" => peek.message.and_then(|m| m.usage),
+            _ => peek.usage,
+        };
+        if let Some(u) = reported {
+            self.usage
+                .get_or_insert_with(AnthropicUsage::default)
+                .merge(&u);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +344,28 @@ mod tests {
         assert_eq!(out, s.as_bytes());
         assert!(!p.saw_done());
         assert!(p.usage().is_none());
+    }
+
+    const ANTHROPIC: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":12,\"cache_read_input_tokens\":4,\"output_tokens\":1}}}\n\n\
+        event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"usage\"}}\n\n\
+        event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":7}}\n\n\
+        event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    #[test]
+    fn anthropic_usage_is_read_from_start_and_delta_at_every_split() {
+        for i in 0..=ANTHROPIC.len() {
+            let mut s = AnthropicStream::new();
+            s.push(&ANTHROPIC.as_bytes()[..i]);
+            s.push(&ANTHROPIC.as_bytes()[i..]);
+            s.finish();
+            let u = s.usage().unwrap();
+            assert_eq!(
+                (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+                (Some(16), Some(7), Some(4)),
+                "split {i}"
+            );
+            assert!(s.saw_stop());
+        }
     }
 
     #[test]

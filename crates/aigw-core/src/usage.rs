@@ -46,7 +46,72 @@ impl From<&OpenAiUsage> for Usage {
     }
 }
 
+/// Anthropic's `usage` object (in a message, `message_start` and `message_delta`).
+#[derive(Debug, Clone, Default, serde::Deserialize, PartialEq, Eq)]
+pub struct AnthropicUsage {
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+}
+
+impl AnthropicUsage {
+    /// Folds a later report into this one: fields it carries replace ours.
+    pub fn merge(&mut self, later: &AnthropicUsage) {
+        self.input_tokens = later.input_tokens.or(self.input_tokens);
+        self.output_tokens = later.output_tokens.or(self.output_tokens);
+        self.cache_creation_input_tokens = later
+            .cache_creation_input_tokens
+            .or(self.cache_creation_input_tokens);
+        self.cache_read_input_tokens = later
+            .cache_read_input_tokens
+            .or(self.cache_read_input_tokens);
+    }
+}
+
+impl From<&AnthropicUsage> for Usage {
+    /// Input counts every prompt token, as OpenAI's `prompt_tokens` does:
+    /// `input_tokens + cache_creation_input_tokens + cache_read_input_tokens`.
+    fn from(u: &AnthropicUsage) -> Self {
+        let input = match (
+            u.input_tokens,
+            u.cache_creation_input_tokens,
+            u.cache_read_input_tokens,
+        ) {
+            (None, None, None) => None,
+            (a, b, c) => Some(a.unwrap_or(0) + b.unwrap_or(0) + c.unwrap_or(0)),
+        };
+        let total = match (input, u.output_tokens) {
+            (Some(i), Some(o)) => Some(i.saturating_add(o)),
+            _ => None,
+        };
+        Usage {
+            input_tokens: input,
+            output_tokens: u.output_tokens,
+            total_tokens: total,
+            cached_input_tokens: u.cache_read_input_tokens,
+            reasoning_tokens: None,
+            source: UsageSource::Reported,
+        }
+    }
+}
+
 impl Usage {
+    /// Reads `usage` from a complete (non-streamed) Anthropic message.
+    pub fn from_anthropic_body(body: &[u8]) -> Option<Usage> {
+        #[derive(serde::Deserialize)]
+        struct Peek {
+            #[serde(default)]
+            usage: Option<AnthropicUsage>,
+        }
+        let peek: Peek = serde_json::from_slice(body).ok()?;
+        peek.usage.map(|u| Usage::from(&u))
+    }
+
     /// Reads `usage` from a complete (non-streamed) OpenAI response body.
     pub fn from_openai_body(body: &[u8]) -> Option<Usage> {
         let peek: crate::schema::openai::UsagePeek = serde_json::from_slice(body).ok()?;
@@ -70,6 +135,20 @@ mod tests {
         assert_eq!(u.reasoning_tokens, Some(2));
         assert_eq!(u.cached_input_tokens, None);
         assert_eq!(u.source, UsageSource::Reported);
+    }
+
+    #[test]
+    fn anthropic_usage_counts_cached_prompt_tokens_as_input() {
+        let u = Usage::from_anthropic_body(
+            br#"{"type":"message","usage":{"input_tokens":10,"output_tokens":3,"cache_creation_input_tokens":5,"cache_read_input_tokens":100}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.total_tokens),
+            (Some(115), Some(3), Some(118))
+        );
+        assert_eq!(u.cached_input_tokens, Some(100));
+        assert_eq!(Usage::from_anthropic_body(br#"{"type":"message"}"#), None);
     }
 
     #[test]

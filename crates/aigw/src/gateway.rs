@@ -124,9 +124,21 @@ impl Default for Tls {
 pub struct ProviderEntry {
     pub name: String,
     pub kind: ProviderKind,
-    pub base_url: String,
+    /// Required for `openai-compatible` and `azure-openai`; defaults for
+    /// `anthropic` and `gemini`.
+    #[serde(default)]
+    pub base_url: Option<String>,
     #[serde(default)]
     pub keys: Vec<KeyEntry>,
+    /// `azure-openai`: the `api-version` query parameter.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// `anthropic`: `anthropic-version` sent when the client sent none.
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// `anthropic`: `max_tokens` sent when an OpenAI client gave none.
+    #[serde(default)]
+    pub default_max_tokens: Option<u32>,
     /// Ask for a usage chunk on every stream (hidden from clients that did not ask).
     #[serde(default = "yes")]
     pub stream_usage: bool,
@@ -323,58 +335,30 @@ pub fn compile(
                 format!("provider {:?} is declared twice", p.name),
             );
         }
-        let url = match BaseUrl::parse(&p.base_url) {
-            Ok(u) => Some(u),
-            Err(e) => {
-                errs.push(format!("{at}.baseUrl"), e);
-                None
-            }
-        };
         let mut keys = Vec::new();
         let mut env_keys = Vec::new();
         for (j, k) in p.keys.iter().enumerate() {
             let kat = format!("{at}.keys[{j}]");
             let id = k.id.clone().unwrap_or_else(|| format!("{}-{j}", p.name));
-            if !is_valid_name(&id) {
-                errs.push(format!("{kat}.id"), format!("{id:?} is not a valid key id"));
-            } else if keys.iter().any(|existing: &KeyConfig| existing.id == id) {
-                errs.push(
-                    format!("{kat}.id"),
-                    format!("key id {id:?} is used twice in provider {:?}", p.name),
-                );
-            }
             match (&k.value, &k.env) {
-                (Some(v), None) => {
-                    if v.trim().is_empty() {
-                        errs.push(format!("{kat}.value"), "must not be empty");
-                    } else {
-                        warnings.push(format!(
-                            "{kat}: key {id} is given inline; it will be written into the rendered Envoy config (use `env` for real keys)"
-                        ));
-                    }
+                (Some(v), None) if !v.trim().is_empty() => warnings.push(format!(
+                    "{kat}: key {id} is given inline; it will be written into the rendered Envoy config (use `env` for real keys)"
+                )),
+                (None, Some(var)) if !is_env_name(var) => {
+                    errs.push(format!("{kat}.env"), format!("{var:?} is not a valid environment variable name"));
                 }
                 (None, Some(var)) => {
-                    if !is_env_name(var) {
-                        errs.push(
-                            format!("{kat}.env"),
-                            format!("{var:?} is not a valid environment variable name"),
-                        );
-                    } else {
-                        if env(var).filter(|v| !v.is_empty()).is_none() {
-                            warnings.push(format!(
-                                "{kat}: environment variable {var} is not set; provider {} answers 503 until it is",
-                                p.name
-                            ));
-                        }
-                        if !env_keys.contains(var) {
-                            env_keys.push(var.clone());
-                        }
+                    if env(var).filter(|v| !v.is_empty()).is_none() {
+                        warnings.push(format!(
+                            "{kat}: environment variable {var} is not set; provider {} answers 503 until it is",
+                            p.name
+                        ));
+                    }
+                    if !env_keys.contains(var) {
+                        env_keys.push(var.clone());
                     }
                 }
-                (Some(_), Some(_)) => {
-                    errs.push(kat.clone(), "set either `value` or `env`, not both")
-                }
-                (None, None) => errs.push(kat.clone(), "set `value` or `env`"),
+                _ => {} // reported by the provider's own checks below
             }
             keys.push(KeyConfig {
                 id,
@@ -390,22 +374,41 @@ pub fn compile(
                 ));
             }
         }
-        if let Some(url) = url {
-            let filter = ProviderConfig {
-                name: p.name.clone(),
-                kind: p.kind,
-                base_url: p.base_url.clone(),
-                keys,
-                stream_usage: p.stream_usage,
-                routes: BTreeMap::new(),
-            };
-            providers.push(CompiledProvider {
+        let filter = ProviderConfig {
+            name: p.name.clone(),
+            kind: p.kind,
+            base_url: p.base_url.clone(),
+            keys,
+            stream_usage: p.stream_usage,
+            api_version: p.api_version.clone(),
+            anthropic_version: p.anthropic_version.clone(),
+            default_max_tokens: p.default_max_tokens,
+            routes: BTreeMap::new(),
+        };
+        // The provider filter's own checks, reported at this entry's path.
+        match filter.compile(&|_| None) {
+            Ok(plan) => providers.push(CompiledProvider {
                 entry: p.clone(),
-                url,
+                url: plan.base_url,
                 cluster: format!("aigw-provider-{}", p.name),
                 filter,
                 env_keys,
-            });
+            }),
+            Err(e) => {
+                for err in e.0 {
+                    if err.field == "name" && !is_valid_name(&p.name) {
+                        continue; // reported above
+                    }
+                    errs.push(
+                        if err.field.is_empty() {
+                            at.clone()
+                        } else {
+                            format!("{at}.{}", err.field)
+                        },
+                        err.message,
+                    );
+                }
+            }
         }
     }
     // Index by name into `providers` (which skips entries whose URL failed).
@@ -671,12 +674,68 @@ models:
             "providers[1].keys[0]: set either",
             "providers[1].keys[1].env: \"1BAD\"",
             "providers[1].keys[2]: set `value` or `env`",
-            "providers[1].keys[4].id: key id \"dup\" is used twice in provider \"ok\"",
+            "providers[1].keys[4].id: key id \"dup\" is used twice",
             "providers[2].name: provider \"ok\" is declared twice",
             "models[0].target.provider: unknown provider \"ghost\"",
             "models[1]: set either `name` or `pattern`",
             "models[2].pattern: \"exact\" has no wildcard",
             "models[3].name: model \"a\" is declared twice",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn provider_kinds_with_their_settings() {
+        let text = r#"
+providers:
+  - name: claude
+    kind: anthropic
+    keys: [{env: ANTHROPIC_API_KEY}]
+    defaultMaxTokens: 2048
+  - name: google
+    kind: gemini
+    keys: [{env: GEMINI_API_KEY}]
+  - name: azure
+    kind: azure-openai
+    baseUrl: https://res.openai.azure.com
+    apiVersion: 2025-01-01-preview
+    keys: [{env: AZURE_OPENAI_API_KEY}]
+models:
+  - name: claude-sonnet-4-5
+    target: {provider: claude}
+  - name: gpt-4o
+    target: {provider: azure, model: prod-gpt4o}
+"#;
+        let g = load(text, &env).unwrap();
+        assert_eq!(g.providers[0].url.host, "api.anthropic.com");
+        assert_eq!(g.providers[1].url.path, "/v1beta");
+        assert_eq!(
+            g.providers[2].filter.api_version.as_deref(),
+            Some("2025-01-01-preview")
+        );
+        assert_eq!(g.providers[0].filter.default_max_tokens, Some(2048));
+    }
+
+    #[test]
+    fn settings_of_another_kind_and_missing_urls_are_errors() {
+        let text = r#"
+providers:
+  - name: a
+    kind: openai-compatible
+    baseUrl: http://h/v1
+    apiVersion: "2024-10-21"
+  - name: b
+    kind: azure-openai
+  - name: c
+    kind: gemini
+    anthropicVersion: "2023-06-01"
+"#;
+        let err = load(text, &env).unwrap_err().to_string();
+        for needle in [
+            "providers[0].apiVersion: applies to kind azure-openai only, not openai-compatible",
+            "providers[1].baseUrl: is required for kind azure-openai",
+            "providers[2].anthropicVersion: applies to kind anthropic only, not gemini",
         ] {
             assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
         }

@@ -142,21 +142,25 @@ fn access_log() -> Value {
 /// error shape. Replies of the aigw filters carry no response flag and are
 /// already in shape, so these mappers leave them alone.
 fn local_reply_config() -> Value {
-    let body = |kind: &str, code: &str| json!({"json_format": {"error": {"message": "%LOCAL_REPLY_BODY%", "type": kind, "param": null, "code": code}}});
+    let openai = |kind: &str, code: &str| json!({"json_format": {"error": {"message": "%LOCAL_REPLY_BODY%", "type": kind, "param": null, "code": code}}});
+    let anthropic = |kind: &str| json!({"json_format": {"type": "error", "error": {"type": kind, "message": "%LOCAL_REPLY_BODY%"}}});
+    // Anthropic clients (`/v1/messages...`) get Anthropic's envelope.
+    let for_anthropic = |flags: Value| {
+        json!({"and_filter": {"filters": [
+            {"header_filter": {"header": {"name": ":path", "string_match": {"prefix": "/v1/messages"}}}},
+            {"response_flag_filter": flags},
+        ]}})
+    };
+    let timeout = json!({"flags": ["UT"]});
+    let unavailable = json!({"flags": ["UF", "UH", "URX", "UO", "UC", "UR", "NC", "UMSDR", "LR"]});
+    let any = json!({});
     json!({"mappers": [
-        {
-            "filter": {"response_flag_filter": {"flags": ["UT"]}},
-            "status_code": 504,
-            "body_format_override": body("server_error", "provider_timeout"),
-        },
-        {
-            "filter": {"response_flag_filter": {"flags": ["UF", "UH", "URX", "UO", "UC", "UR", "NC", "UMSDR", "LR"]}},
-            "body_format_override": body("server_error", "provider_unavailable"),
-        },
-        {
-            "filter": {"response_flag_filter": {}},
-            "body_format_override": body("server_error", "gateway_error"),
-        },
+        {"filter": for_anthropic(timeout.clone()), "status_code": 504, "body_format_override": anthropic("api_error")},
+        {"filter": for_anthropic(unavailable.clone()), "body_format_override": anthropic("overloaded_error")},
+        {"filter": for_anthropic(any.clone()), "body_format_override": anthropic("api_error")},
+        {"filter": {"response_flag_filter": timeout}, "status_code": 504, "body_format_override": openai("server_error", "provider_timeout")},
+        {"filter": {"response_flag_filter": unavailable}, "body_format_override": openai("server_error", "provider_unavailable")},
+        {"filter": {"response_flag_filter": any}, "body_format_override": openai("server_error", "gateway_error")},
     ]})
 }
 

@@ -1,21 +1,28 @@
 //! Per-attempt context of the provider filter.
 
 use std::rc::Rc;
+use std::time::UNIX_EPOCH;
 
 use aigw_core::config::provider::ProviderPlan;
+use aigw_core::convert::{ResponseContext, StreamConverter};
 use aigw_core::error::{ApiError, ClientApi};
-use aigw_core::flow::provider::{self, ResponseDecision};
+use aigw_core::flow::provider::{self, AttemptPlan, ResponsePlan};
 use aigw_core::headers::{self, StreamMode};
+use aigw_core::provider::Protocol;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 enum Phase {
     Start,
-    /// Holding the request body to rewrite it.
-    RewritingBody,
+    /// Holding the request body to prepare it for the provider.
+    PreparingBody,
     Sent,
     /// Holding an error response to rewrite it.
     RewritingError(u16),
+    /// Holding a complete response to convert it.
+    ConvertingBody,
+    /// Converting a stream chunk by chunk.
+    ConvertingStream(Box<dyn StreamConverter>),
     Replied,
 }
 
@@ -23,9 +30,11 @@ pub struct ProviderHttp {
     id: u32,
     plan: Rc<ProviderPlan>,
     phase: Phase,
-    client_path: String,
+    attempt: Option<AttemptPlan>,
     route: Option<String>,
-    stream: Option<StreamMode>,
+    /// The model the provider was asked for, once known.
+    model: String,
+    request_id: String,
 }
 
 impl ProviderHttp {
@@ -34,13 +43,20 @@ impl ProviderHttp {
             id,
             plan,
             phase: Phase::Start,
-            client_path: String::new(),
+            attempt: None,
             route: None,
-            stream: None,
+            model: String::new(),
+            request_id: String::new(),
         }
     }
 
-    fn fail(&mut self, err: &ApiError) -> Action {
+    fn client_api(&self) -> ClientApi {
+        self.attempt
+            .as_ref()
+            .map_or(ClientApi::OpenAi, |a| a.client_api)
+    }
+
+    fn fail(&mut self, err: &ApiError, api: ClientApi) -> Action {
         log::debug!(
             "[{}] {}: {} {}",
             self.id,
@@ -49,8 +65,21 @@ impl ProviderHttp {
             err.message
         );
         self.phase = Phase::Replied;
-        aigw_wasm::send_error(self, err, ClientApi::OpenAi);
+        aigw_wasm::send_error(self, err, api);
         Action::Pause
+    }
+
+    fn response_context(&self) -> ResponseContext<'_> {
+        let created = self
+            .get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        ResponseContext {
+            model: &self.model,
+            created,
+            id: &self.request_id,
+        }
     }
 }
 
@@ -58,50 +87,76 @@ impl Context for ProviderHttp {}
 
 impl HttpContext for ProviderHttp {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        self.client_path = self.get_http_request_header(":path").unwrap_or_default();
+        let client_path = self.get_http_request_header(":path").unwrap_or_default();
         self.route = self.get_http_request_header(headers::ROUTE);
-        self.stream = self
+        let stream = self
             .get_http_request_header(headers::STREAM)
             .as_deref()
             .and_then(StreamMode::from_header);
+        self.request_id = self
+            .get_http_request_header("x-request-id")
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(32)
+            .collect();
         // Nothing of the gateway's internals or the client's credentials leaves Envoy.
         aigw_wasm::strip_internal_request_headers(self);
         aigw_wasm::strip_client_credentials(self);
-        let attempt = match provider::plan_attempt(
-            &self.plan,
-            &self.client_path,
-            self.route.as_deref(),
-            self.stream,
-        ) {
-            Ok(a) => a,
-            Err(err) => {
-                for key in self.plan.keys.keys() {
-                    if let Some(reason) = &key.unavailable_reason {
-                        log::warn!(
-                            "[{}] provider {} key {}: {reason}",
-                            self.id,
-                            self.plan.name,
-                            key.id
-                        );
+        let attempt =
+            match provider::plan_attempt(&self.plan, &client_path, self.route.as_deref(), stream) {
+                Ok(a) => a,
+                Err(err) => {
+                    for key in self.plan.keys.keys() {
+                        if let Some(reason) = &key.unavailable_reason {
+                            log::warn!(
+                                "[{}] provider {} key {}: {reason}",
+                                self.id,
+                                self.plan.name,
+                                key.id
+                            );
+                        }
                     }
+                    let api = aigw_core::api::classify("POST", &client_path)
+                        .map_or(ClientApi::OpenAi, |e| e.op.client_api());
+                    return self.fail(&err, api);
                 }
-                return self.fail(&err);
-            }
-        };
-        self.set_http_request_header(":path", Some(&attempt.path));
+            };
+        // Responses must arrive uncompressed: usage is read from them and
+        // translations rewrite them.
+        self.set_http_request_header("accept-encoding", Some("identity"));
+        if self.plan.provider.protocol() != Protocol::Anthropic {
+            self.set_http_request_header("anthropic-version", None);
+            self.set_http_request_header("anthropic-beta", None);
+        }
         self.set_http_request_header(":authority", Some(&attempt.authority));
         if let Some((name, value)) = &attempt.auth {
             self.set_http_request_header(name, Some(value));
         }
+        for (name, value) in &attempt.default_headers {
+            if self.get_http_request_header(name).is_none() {
+                self.set_http_request_header(name, Some(value));
+            }
+        }
+        if let Some(path) = &attempt.path {
+            self.set_http_request_header(":path", Some(path));
+        }
         log::debug!(
-            "[{}] {} {} key={}",
+            "[{}] {} {:?} {} key={}",
             self.id,
             self.plan.name,
-            attempt.path,
+            attempt.translation,
+            attempt.path.as_deref().unwrap_or("(path after body)"),
             attempt.key_id.as_deref().unwrap_or("-")
         );
-        if attempt.rewrite_body && !end_of_stream {
-            self.phase = Phase::RewritingBody;
+        let read_body = attempt.read_body;
+        self.attempt = Some(attempt);
+        if read_body {
+            if end_of_stream {
+                let err = ApiError::bad_request("missing_body", "request body is required");
+                return self.fail(&err, self.client_api());
+            }
+            self.phase = Phase::PreparingBody;
             return Action::Pause;
         }
         self.phase = Phase::Sent;
@@ -109,26 +164,36 @@ impl HttpContext for ProviderHttp {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if !matches!(self.phase, Phase::RewritingBody) {
+        if !matches!(self.phase, Phase::PreparingBody) {
             return Action::Continue;
         }
         if !end_of_stream {
             return Action::Pause;
         }
+        let Some(attempt) = &self.attempt else {
+            return Action::Continue;
+        };
         let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-        match provider::rewrite_body(
-            &self.plan,
-            &self.client_path,
-            self.route.as_deref(),
-            self.stream,
-            &body,
-        ) {
-            Ok(Some(new_body)) => {
-                self.set_http_request_body(0, body_size, &new_body);
-                self.set_http_request_header("content-length", Some(&new_body.len().to_string()));
+        match provider::prepare_body(&self.plan, attempt, self.route.as_deref(), &body) {
+            Ok(prepared) => {
+                self.set_http_request_header(":path", Some(&prepared.path));
+                if let Some(new_body) = &prepared.body {
+                    self.set_http_request_body(0, body_size, new_body);
+                    self.set_http_request_header(
+                        "content-length",
+                        Some(&new_body.len().to_string()),
+                    );
+                }
+                log::debug!(
+                    "[{}] {} {} model={}",
+                    self.id,
+                    self.plan.name,
+                    prepared.path,
+                    prepared.model
+                );
+                self.model = prepared.model;
             }
-            Ok(None) => {}
-            Err(err) => return self.fail(&err),
+            Err(err) => return self.fail(&err, self.client_api()),
         }
         self.phase = Phase::Sent;
         Action::Continue
@@ -138,14 +203,21 @@ impl HttpContext for ProviderHttp {
         if !matches!(self.phase, Phase::Sent) {
             return Action::Continue;
         }
+        let Some(attempt) = &self.attempt else {
+            return Action::Continue;
+        };
         self.set_http_response_header(headers::SERVED_BY, Some(&self.plan.name));
         let status = aigw_wasm::response_status(self);
-        match provider::on_response_headers(status) {
-            ResponseDecision::Pass => Action::Continue,
-            ResponseDecision::RewriteError if end_of_stream => {
+        let content_type = self.get_http_response_header("content-type");
+        let plan = provider::on_response_headers(attempt, status, content_type.as_deref());
+        match plan {
+            ResponsePlan::Pass => Action::Continue,
+            ResponsePlan::RewriteError if end_of_stream => {
                 // No body to rewrite: answer in the client's shape instead,
                 // keeping what the client needs to know of the provider's answer.
-                let (new_status, body) = provider::rewrite_error(&self.plan, status, None, b"");
+                let api = self.client_api();
+                let (new_status, body) =
+                    provider::rewrite_error(&self.plan, api, status, None, b"");
                 log::info!(
                     "[{}] provider {} answered HTTP {status} without a body",
                     self.id,
@@ -160,39 +232,117 @@ impl HttpContext for ProviderHttp {
                 aigw_wasm::send_json_with(self, new_status, &body, &extra);
                 Action::Pause
             }
-            ResponseDecision::RewriteError => {
+            ResponsePlan::RewriteError => {
                 self.phase = Phase::RewritingError(status);
                 self.set_http_response_header("content-length", None);
                 Action::Pause
+            }
+            ResponsePlan::ConvertBody => {
+                self.set_http_response_header("content-length", None);
+                self.set_http_response_header(
+                    "content-type",
+                    Some(provider::converted_content_type(plan)),
+                );
+                if end_of_stream {
+                    // Nothing to convert; the client gets the provider's empty 2xx.
+                    return Action::Continue;
+                }
+                self.phase = Phase::ConvertingBody;
+                Action::Pause
+            }
+            ResponsePlan::ConvertStream => {
+                self.set_http_response_header("content-length", None);
+                self.set_http_response_header(
+                    "content-type",
+                    Some(provider::converted_content_type(plan)),
+                );
+                let converter = provider::stream_converter(attempt, &self.response_context());
+                match converter {
+                    Some(c) => self.phase = Phase::ConvertingStream(c),
+                    None => self.phase = Phase::Sent,
+                }
+                // Streams are never held: headers go now, events as they come.
+                Action::Continue
             }
         }
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Phase::RewritingError(status) = self.phase else {
-            return Action::Continue;
-        };
-        if !end_of_stream {
-            return Action::Pause;
+        match &self.phase {
+            Phase::RewritingError(status) => {
+                let status = *status;
+                if !end_of_stream {
+                    return Action::Pause;
+                }
+                let body = self
+                    .get_http_response_body(0, body_size)
+                    .unwrap_or_default();
+                let content_type = self.get_http_response_header("content-type");
+                let api = self.client_api();
+                let (new_status, new_body) = provider::rewrite_error(
+                    &self.plan,
+                    api,
+                    status,
+                    content_type.as_deref(),
+                    &body,
+                );
+                log::info!(
+                    "[{}] provider {} answered HTTP {status}",
+                    self.id,
+                    self.plan.name
+                );
+                if new_status != status {
+                    self.set_http_response_header(":status", Some(&new_status.to_string()));
+                }
+                self.set_http_response_header("content-type", Some("application/json"));
+                self.set_http_response_header("content-length", Some(&new_body.len().to_string()));
+                self.set_http_response_body(0, body_size, &new_body);
+                self.phase = Phase::Sent;
+                Action::Continue
+            }
+            Phase::ConvertingBody => {
+                if !end_of_stream {
+                    return Action::Pause;
+                }
+                let Some(attempt) = &self.attempt else {
+                    return Action::Continue;
+                };
+                let body = self
+                    .get_http_response_body(0, body_size)
+                    .unwrap_or_default();
+                let converted = provider::convert_body(attempt, &body, &self.response_context());
+                let api = attempt.client_api;
+                let new_body = match converted {
+                    Ok(b) => b,
+                    Err(err) => {
+                        log::warn!("[{}] provider {}: {}", self.id, self.plan.name, err.message);
+                        self.set_http_response_header(":status", Some(&err.status.to_string()));
+                        err.body(api)
+                    }
+                };
+                self.set_http_response_header("content-length", Some(&new_body.len().to_string()));
+                self.set_http_response_body(0, body_size, &new_body);
+                self.phase = Phase::Sent;
+                Action::Continue
+            }
+            Phase::ConvertingStream(_) => {
+                let chunk = if body_size > 0 {
+                    self.get_http_response_body(0, body_size)
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                let Phase::ConvertingStream(converter) = &mut self.phase else {
+                    return Action::Continue;
+                };
+                let mut out = converter.push(&chunk);
+                if end_of_stream {
+                    out.extend(converter.finish());
+                }
+                self.set_http_response_body(0, body_size, &out);
+                Action::Continue
+            }
+            Phase::Start | Phase::PreparingBody | Phase::Sent | Phase::Replied => Action::Continue,
         }
-        let body = self
-            .get_http_response_body(0, body_size)
-            .unwrap_or_default();
-        let content_type = self.get_http_response_header("content-type");
-        let (new_status, new_body) =
-            provider::rewrite_error(&self.plan, status, content_type.as_deref(), &body);
-        log::info!(
-            "[{}] provider {} answered HTTP {status}",
-            self.id,
-            self.plan.name
-        );
-        if new_status != status {
-            self.set_http_response_header(":status", Some(&new_status.to_string()));
-        }
-        self.set_http_response_header("content-type", Some("application/json"));
-        self.set_http_response_header("content-length", Some(&new_body.len().to_string()));
-        self.set_http_response_body(0, body_size, &new_body);
-        self.phase = Phase::Sent;
-        Action::Continue
     }
 }

@@ -36,7 +36,7 @@ impl RootContext for ProviderRoot {
                 log::info!(
                     "provider {} ({}) at {}, {} key(s), {} route(s)",
                     plan.name,
-                    plan.kind.as_str(),
+                    plan.provider.kind().as_str(),
                     plan.base_url,
                     plan.keys.keys().len(),
                     plan.routes.len()

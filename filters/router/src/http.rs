@@ -8,7 +8,7 @@ use aigw_core::config::router::RouterPlan;
 use aigw_core::error::{ApiError, ClientApi};
 use aigw_core::flow::router::{self, HeadersDecision, RouteDecision};
 use aigw_core::headers::{self, StreamMode};
-use aigw_core::stream::{ChunkOutput, OpenAiStream};
+use aigw_core::stream::{AnthropicStream, ChunkOutput, OpenAiStream};
 use aigw_core::usage::Usage;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -30,10 +30,12 @@ enum Phase {
 enum Response {
     /// Not read (local replies, errors, responses without usage).
     Ignored,
-    /// A stream, read event by event.
+    /// An OpenAI stream, read (and edited) event by event.
     Stream(OpenAiStream),
+    /// An Anthropic stream, read event by event, never edited.
+    AnthropicStream(AnthropicStream),
     /// A JSON body, copied to read usage at its end.
-    Json(BoundedBody),
+    Json(BoundedBody, ClientApi),
 }
 
 pub struct RouterHttp {
@@ -55,10 +57,10 @@ impl RouterHttp {
         }
     }
 
-    fn fail(&mut self, err: &ApiError) -> Action {
+    fn fail(&mut self, err: &ApiError, api: ClientApi) -> Action {
         log::debug!("[{}] {} {}: {}", self.id, err.status, err.code, err.message);
         self.phase = Phase::Replied;
-        aigw_wasm::send_error(self, err, ClientApi::OpenAi);
+        aigw_wasm::send_error(self, err, api);
         Action::Pause
     }
 }
@@ -87,7 +89,7 @@ impl HttpContext for RouterHttp {
                 aigw_wasm::send_json(self, status, &body);
                 Action::Pause
             }
-            HeadersDecision::Error(err) => self.fail(&err),
+            HeadersDecision::Error(err, api) => self.fail(&err, api),
             HeadersDecision::ReadBody(op) => {
                 self.phase = Phase::ReadingBody(op);
                 // Holds the headers (and routing) until the body has been read.
@@ -101,7 +103,7 @@ impl HttpContext for RouterHttp {
             return Action::Continue;
         };
         if let Err(err) = router::check_body_size(&self.plan, body_size) {
-            return self.fail(&err);
+            return self.fail(&err, op.client_api());
         }
         if !end_of_stream {
             return Action::Pause;
@@ -123,7 +125,7 @@ impl HttpContext for RouterHttp {
                 self.phase = Phase::Forwarded(decision);
                 Action::Continue
             }
-            Err(err) => self.fail(&err),
+            Err(err) => self.fail(&err, op.client_api()),
         }
     }
 
@@ -135,19 +137,25 @@ impl HttpContext for RouterHttp {
         if !(200..300).contains(&status) {
             return Action::Continue;
         }
+        let api = decision.op.client_api();
+        let strip = decision.stream == Some(StreamMode::Plain);
         let content_type = self
             .get_http_response_header("content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
-            let strip = decision.stream == Some(StreamMode::Plain);
-            if strip {
-                // Events may be edited: the length is no longer known.
-                self.set_http_response_header("content-length", None);
-            }
-            self.response = Response::Stream(OpenAiStream::new(strip));
+            self.response = match api {
+                ClientApi::OpenAi => {
+                    if strip {
+                        // Events may be edited: the length is no longer known.
+                        self.set_http_response_header("content-length", None);
+                    }
+                    Response::Stream(OpenAiStream::new(strip))
+                }
+                ClientApi::Anthropic => Response::AnthropicStream(AnthropicStream::new()),
+            };
         } else if content_type.starts_with("application/json") {
-            self.response = Response::Json(BoundedBody::new(MAX_USAGE_BODY));
+            self.response = Response::Json(BoundedBody::new(MAX_USAGE_BODY), api);
         }
         Action::Continue
     }
@@ -164,10 +172,21 @@ impl HttpContext for RouterHttp {
         };
         let output = match &mut self.response {
             Response::Ignored => None,
-            Response::Json(copy) => {
+            Response::Json(copy, api) => {
                 copy.push(&chunk);
                 if end_of_stream {
-                    self.usage = copy.get().and_then(Usage::from_openai_body);
+                    self.usage = copy.get().and_then(|body| match api {
+                        ClientApi::OpenAi => Usage::from_openai_body(body),
+                        ClientApi::Anthropic => Usage::from_anthropic_body(body),
+                    });
+                }
+                None
+            }
+            Response::AnthropicStream(stream) => {
+                stream.push(&chunk);
+                if end_of_stream {
+                    stream.finish();
+                    self.usage = stream.usage();
                 }
                 None
             }

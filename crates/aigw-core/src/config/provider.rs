@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::url::BaseUrl;
 use super::{is_valid_name, is_valid_route_id, ConfigErrors};
 use crate::keys::{KeyRing, ProviderKey, Secret};
-use crate::provider::ProviderKind;
+use crate::provider::{anthropic, azure_openai, Provider, ProviderKind};
 use crate::rewrite::ModelRewrite;
 
 /// The provider filter's JSON configuration.
@@ -19,8 +19,10 @@ pub struct ProviderConfig {
     /// Provider name, used in logs, errors and the `x-aigw-provider` header.
     pub name: String,
     pub kind: ProviderKind,
-    /// Base URL as an OpenAI SDK would take it, e.g. `https://api.openai.com/v1`.
-    pub base_url: String,
+    /// Base URL as the provider's own SDK takes it, e.g.
+    /// `https://api.openai.com/v1`. Defaults for `anthropic` and `gemini`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
     /// Keys, used in turn. Empty for servers that need no key.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
@@ -28,6 +30,16 @@ pub struct ProviderConfig {
     /// usage for (removed again before the client sees it).
     #[serde(default = "yes")]
     pub stream_usage: bool,
+    /// `azure-openai` only: the `api-version` query parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// `anthropic` only: `anthropic-version` sent when the client sent none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic_version: Option<String>,
+    /// `anthropic` only: `max_tokens` sent when an OpenAI client gave none
+    /// (Anthropic requires it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_max_tokens: Option<u32>,
     /// Per route id: the model name at this provider.
     #[serde(default)]
     pub routes: BTreeMap<String, RouteModel>,
@@ -76,7 +88,7 @@ pub struct RouteModel {
 #[derive(Debug)]
 pub struct ProviderPlan {
     pub name: String,
-    pub kind: ProviderKind,
+    pub provider: Provider,
     pub base_url: BaseUrl,
     /// `:authority` to send.
     pub authority: String,
@@ -101,13 +113,23 @@ impl ProviderConfig {
                 ),
             );
         }
-        let base_url = match BaseUrl::parse(&self.base_url) {
-            Ok(u) => Some(u),
-            Err(e) => {
-                errs.push("baseUrl", e);
+        let base_url = match self.base_url.as_deref().or(self.kind.default_base_url()) {
+            Some(url) => match BaseUrl::parse(url) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    errs.push("baseUrl", e);
+                    None
+                }
+            },
+            None => {
+                errs.push(
+                    "baseUrl",
+                    format!("is required for kind {}", self.kind.as_str()),
+                );
                 None
             }
         };
+        let provider = self.provider(&mut errs);
         let mut keys = Vec::with_capacity(self.keys.len());
         let mut ids = std::collections::HashSet::new();
         for (i, k) in self.keys.iter().enumerate() {
@@ -177,15 +199,85 @@ impl ProviderConfig {
             return Err(errs);
         };
         let authority = base_url.authority();
+        let stream_usage = self.stream_usage && provider.supports_stream_usage();
         errs.into_result(ProviderPlan {
             name: self.name.clone(),
-            kind: self.kind,
+            provider,
             base_url,
             authority,
             keys: KeyRing::new(keys),
-            stream_usage: self.stream_usage && self.kind.supports_stream_usage(),
+            stream_usage,
             routes,
         })
+    }
+
+    /// The kind with its settings; a setting of another kind is an error.
+    fn provider(&self, errs: &mut ConfigErrors) -> Provider {
+        let kind = self.kind.as_str();
+        let only = |errs: &mut ConfigErrors, field: &str, set: bool, owner: &str| {
+            if set {
+                errs.push(field, format!("applies to kind {owner} only, not {kind}"));
+            }
+        };
+        match self.kind {
+            ProviderKind::AzureOpenai => {}
+            _ => only(
+                errs,
+                "apiVersion",
+                self.api_version.is_some(),
+                "azure-openai",
+            ),
+        }
+        match self.kind {
+            ProviderKind::Anthropic => {}
+            _ => {
+                only(
+                    errs,
+                    "anthropicVersion",
+                    self.anthropic_version.is_some(),
+                    "anthropic",
+                );
+                only(
+                    errs,
+                    "defaultMaxTokens",
+                    self.default_max_tokens.is_some(),
+                    "anthropic",
+                );
+            }
+        }
+        match self.kind {
+            ProviderKind::OpenaiCompatible => Provider::OpenaiCompatible,
+            ProviderKind::AzureOpenai => {
+                let api_version = self
+                    .api_version
+                    .clone()
+                    .unwrap_or_else(|| azure_openai::DEFAULT_API_VERSION.into());
+                if api_version.trim().is_empty() {
+                    errs.push("apiVersion", "must not be empty");
+                }
+                Provider::AzureOpenai { api_version }
+            }
+            ProviderKind::Anthropic => {
+                let version = self
+                    .anthropic_version
+                    .clone()
+                    .unwrap_or_else(|| anthropic::DEFAULT_VERSION.into());
+                if version.trim().is_empty() {
+                    errs.push("anthropicVersion", "must not be empty");
+                }
+                let default_max_tokens = self
+                    .default_max_tokens
+                    .unwrap_or(crate::convert::DEFAULT_MAX_TOKENS);
+                if default_max_tokens == 0 {
+                    errs.push("defaultMaxTokens", "must be more than 0");
+                }
+                Provider::Anthropic {
+                    version,
+                    default_max_tokens,
+                }
+            }
+            ProviderKind::Gemini => Provider::Gemini,
+        }
     }
 }
 
@@ -225,6 +317,65 @@ mod tests {
             ModelRewrite::StripPrefix("openai/".into())
         );
         assert_eq!(plan.routes["m2"], ModelRewrite::Keep);
+    }
+
+    #[test]
+    fn kind_settings_and_default_base_urls() {
+        let cfg: ProviderConfig =
+            parse_json(br#"{"name":"a","kind":"anthropic","defaultMaxTokens":1024}"#).unwrap();
+        let plan = cfg.compile(&env).unwrap();
+        assert_eq!(plan.authority, "api.anthropic.com");
+        assert_eq!(
+            plan.provider,
+            Provider::Anthropic {
+                version: "2023-06-01".into(),
+                default_max_tokens: 1024
+            }
+        );
+        assert!(!plan.stream_usage);
+        let cfg: ProviderConfig = parse_json(br#"{"name":"g","kind":"gemini"}"#).unwrap();
+        let plan = cfg.compile(&env).unwrap();
+        assert_eq!(
+            (plan.authority.as_str(), plan.base_url.path.as_str()),
+            ("generativelanguage.googleapis.com", "/v1beta")
+        );
+        let cfg: ProviderConfig = parse_json(
+            br#"{"name":"z","kind":"azure-openai","baseUrl":"https://r.openai.azure.com"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.compile(&env).unwrap().provider,
+            Provider::AzureOpenai {
+                api_version: "2024-10-21".into()
+            }
+        );
+    }
+
+    #[test]
+    fn settings_of_another_kind_are_rejected() {
+        let cfg: ProviderConfig = parse_json(
+            br#"{"name":"o","kind":"openai-compatible","baseUrl":"http://h","apiVersion":"x","anthropicVersion":"y","defaultMaxTokens":5}"#,
+        )
+        .unwrap();
+        let text = cfg.compile(&env).unwrap_err().to_string();
+        assert!(
+            text.contains("apiVersion: applies to kind azure-openai only"),
+            "{text}"
+        );
+        assert!(
+            text.contains("anthropicVersion: applies to kind anthropic only"),
+            "{text}"
+        );
+        assert!(
+            text.contains("defaultMaxTokens: applies to kind anthropic only"),
+            "{text}"
+        );
+        let cfg: ProviderConfig = parse_json(br#"{"name":"z","kind":"azure-openai"}"#).unwrap();
+        assert!(cfg
+            .compile(&env)
+            .unwrap_err()
+            .to_string()
+            .contains("baseUrl: is required for kind azure-openai"));
     }
 
     #[test]

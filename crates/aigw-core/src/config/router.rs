@@ -132,7 +132,10 @@ impl RouterConfig {
                         );
                     }
                     if !pattern.contains(['*', '?']) {
-                        errs.push(format!("{at}.pattern"), format!("{pattern:?} has no wildcard (* or ?); use `name` for an exact model"));
+                        errs.push(
+                            format!("{at}.pattern"),
+                            format!("{pattern:?} has no wildcard (* or ?); use `name` for an exact model"),
+                        );
                     }
                     builder.pattern(pattern, &m.route);
                 }

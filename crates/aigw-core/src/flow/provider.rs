@@ -1,70 +1,140 @@
 //! Decisions of the provider filter (upstream, once per attempt): where the
-//! request goes, with which key, with which body; and how a provider's error
+//! request goes, with which key and headers, in which shape; how the
+//! response comes back in the client's shape; and how a provider's error
 //! reaches the client.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::Operation;
+use crate::api::{classify, Operation};
 use crate::config::provider::ProviderPlan;
-use crate::error::{openai_error_body, ApiError};
+use crate::convert::{
+    self, anthropic_error_body, anthropic_error_type, openai_error_type, ProviderError,
+    RequestContext, ResponseContext, StreamConverter,
+};
+use crate::error::{openai_error_body, ApiError, ClientApi};
 use crate::headers::StreamMode;
-use crate::provider::ProviderKind;
-use crate::rewrite::{rewrite_openai_request, RequestEdits};
+use crate::provider::Protocol;
+use crate::rewrite::{rewrite_openai_request, ModelRewrite, RequestEdits};
+use crate::schema::openai::summarize_request;
 
-/// How one attempt's request is sent.
+/// How a request and its response are carried between the client's API and
+/// the provider's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Translation {
+    /// Same API on both sides: the body goes as is (model renamed, usage
+    /// option added when needed), and so does the response.
+    Passthrough,
+    OpenAiToAnthropic,
+    OpenAiToGemini,
+    AnthropicToOpenAi,
+    /// Through the OpenAI shape: Anthropic → OpenAI → Gemini, and back.
+    AnthropicToGemini,
+}
+
+impl Translation {
+    pub fn between(client: ClientApi, provider: Protocol) -> Translation {
+        match (client, provider) {
+            (ClientApi::OpenAi, Protocol::OpenAi) | (ClientApi::Anthropic, Protocol::Anthropic) => {
+                Translation::Passthrough
+            }
+            (ClientApi::OpenAi, Protocol::Anthropic) => Translation::OpenAiToAnthropic,
+            (ClientApi::OpenAi, Protocol::Gemini) => Translation::OpenAiToGemini,
+            (ClientApi::Anthropic, Protocol::OpenAi) => Translation::AnthropicToOpenAi,
+            (ClientApi::Anthropic, Protocol::Gemini) => Translation::AnthropicToGemini,
+        }
+    }
+}
+
+/// How one attempt's request is sent, as far as the headers tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptPlan {
-    pub path: String,
+    pub client_op: Operation,
+    pub provider_op: Operation,
+    pub client_api: ClientApi,
+    pub translation: Translation,
+    pub stream: Option<StreamMode>,
     pub authority: String,
     /// Header and value carrying the provider key; `None` for keyless providers.
     pub auth: Option<(&'static str, String)>,
     /// Id of the key used, for logs and metrics.
     pub key_id: Option<String>,
-    /// The body must be read and rewritten.
-    pub rewrite_body: bool,
+    /// Headers to add when the client did not send them.
+    pub default_headers: Vec<(&'static str, String)>,
+    /// The upstream path, when it does not depend on the body.
+    pub path: Option<String>,
+    /// The body must be read before the request can go.
+    pub read_body: bool,
 }
 
-/// Plans an attempt from the client path and the router's decisions.
+impl AttemptPlan {
+    pub fn is_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+}
+
+/// Plans an attempt from the client's path and the router's decisions.
 pub fn plan_attempt(
     plan: &ProviderPlan,
     client_path: &str,
     route: Option<&str>,
     stream: Option<StreamMode>,
 ) -> Result<AttemptPlan, ApiError> {
-    let op = ProviderKind::operation_of(client_path).ok_or_else(|| {
+    let client_op = classify("POST", client_path).map(|e| e.op).map_err(|_| {
         ApiError::not_found(
             "unknown_url",
             format!("provider {} does not serve {client_path}", plan.name),
         )
     })?;
-    let path = plan.kind.path(&plan.base_url.path, op).ok_or_else(|| {
-        ApiError::not_found(
-            "unknown_url",
-            format!("provider {} does not serve {client_path}", plan.name),
+    let client_api = client_op.client_api();
+    let provider_op = plan.provider.operation_for(client_op).ok_or_else(|| {
+        ApiError::bad_request(
+            "unsupported_operation",
+            format!(
+                "the model is served by provider {} ({}), which does not offer {}",
+                plan.name,
+                plan.provider.kind().as_str(),
+                client_path.split('?').next().unwrap_or(client_path)
+            ),
         )
     })?;
+    let translation = Translation::between(client_api, plan.provider.protocol());
+    let stream = if client_op.can_stream() { stream } else { None };
     let (auth, key_id) = if plan.keys.is_keyless() {
         (None, None)
     } else {
         let key = plan.keys.pick().ok_or_else(|| no_usable_key(plan))?;
         let secret = key.secret.as_ref().ok_or_else(|| no_usable_key(plan))?;
         (
-            Some(plan.kind.auth_header(secret.expose())),
+            Some(plan.provider.auth_header(secret.expose())),
             Some(key.id.clone()),
         )
     };
-    let edits = edits(plan, op, route, stream);
+    let edits = passthrough_edits(plan, client_op, route, stream);
+    let read_body =
+        translation != Translation::Passthrough || plan.provider.model_in_path() || edits.needed();
+    let path = if plan.provider.model_in_path() {
+        None
+    } else {
+        plan.provider
+            .path(&plan.base_url.path, provider_op, "", stream.is_some())
+    };
     Ok(AttemptPlan {
-        path,
+        client_op,
+        provider_op,
+        client_api,
+        translation,
+        stream,
         authority: plan.authority.clone(),
         auth,
         key_id,
-        rewrite_body: edits.needed(),
+        default_headers: plan.provider.default_headers(),
+        path,
+        read_body,
     })
 }
 
-fn edits<'a>(
+fn passthrough_edits<'a>(
     plan: &'a ProviderPlan,
     op: Operation,
     route: Option<&str>,
@@ -72,22 +142,74 @@ fn edits<'a>(
 ) -> RequestEdits<'a> {
     RequestEdits {
         model: route.and_then(|r| plan.routes.get(r)),
-        include_usage: op.can_stream() && stream == Some(StreamMode::Plain) && plan.stream_usage,
+        include_usage: op.client_api() == ClientApi::OpenAi
+            && op.can_stream()
+            && stream == Some(StreamMode::Plain)
+            && plan.stream_usage,
     }
 }
 
-/// Rewrites the request body for this provider; `Ok(None)` when unchanged.
-pub fn rewrite_body(
+/// The request as it leaves for the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedRequest {
+    /// The new body, or `None` to send the client's unchanged.
+    pub body: Option<Vec<u8>>,
+    pub path: String,
+    /// The model the provider is asked for.
+    pub model: String,
+}
+
+/// Turns the client's body into the provider's, and finds the path.
+pub fn prepare_body(
     plan: &ProviderPlan,
-    client_path: &str,
+    attempt: &AttemptPlan,
     route: Option<&str>,
-    stream: Option<StreamMode>,
     body: &[u8],
-) -> Result<Option<Vec<u8>>, ApiError> {
-    let Some(op) = ProviderKind::operation_of(client_path) else {
-        return Ok(None);
+) -> Result<PreparedRequest, ApiError> {
+    let client_model = summarize_request(body)?.model;
+    let rewrite = route
+        .and_then(|r| plan.routes.get(r))
+        .unwrap_or(&ModelRewrite::Keep);
+    let model = rewrite.apply(&client_model).unwrap_or(client_model);
+    let ctx = RequestContext {
+        model: &model,
+        default_max_tokens: plan.provider.default_max_tokens(),
     };
-    rewrite_openai_request(body, &edits(plan, op, route, stream))
+    let new_body = match attempt.translation {
+        Translation::Passthrough => rewrite_openai_request(
+            body,
+            &passthrough_edits(plan, attempt.client_op, route, attempt.stream),
+        )?,
+        Translation::OpenAiToAnthropic => Some(convert::openai_anthropic::request(body, &ctx)?),
+        Translation::OpenAiToGemini => Some(convert::openai_gemini::request(body, &ctx)?),
+        Translation::AnthropicToOpenAi => Some(convert::anthropic_openai::request(body, &ctx)?),
+        Translation::AnthropicToGemini => {
+            let openai = convert::anthropic_openai::request(body, &ctx)?;
+            Some(convert::openai_gemini::request(&openai, &ctx)?)
+        }
+    };
+    let path = match &attempt.path {
+        Some(p) => p.clone(),
+        None => plan
+            .provider
+            .path(
+                &plan.base_url.path,
+                attempt.provider_op,
+                &model,
+                attempt.is_stream(),
+            )
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "unsupported_operation",
+                    "operation not offered by this provider",
+                )
+            })?,
+    };
+    Ok(PreparedRequest {
+        body: new_body,
+        path,
+        model,
+    })
 }
 
 fn no_usable_key(plan: &ProviderPlan) -> ApiError {
@@ -100,27 +222,130 @@ fn no_usable_key(plan: &ProviderPlan) -> ApiError {
     )
 }
 
-/// What to do with a provider's response headers.
+/// What to do with a provider's response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseDecision {
+pub enum ResponsePlan {
     /// Forward as is.
     Pass,
     /// An error: hold the body and rewrite it into the client's error shape.
     RewriteError,
+    /// A complete JSON body to convert to the client's shape (held whole).
+    ConvertBody,
+    /// A stream to convert event by event (never held).
+    ConvertStream,
 }
 
-pub fn on_response_headers(status: u16) -> ResponseDecision {
+pub fn on_response_headers(
+    attempt: &AttemptPlan,
+    status: u16,
+    content_type: Option<&str>,
+) -> ResponsePlan {
     if status >= 400 {
-        ResponseDecision::RewriteError
+        return ResponsePlan::RewriteError;
+    }
+    if attempt.translation == Translation::Passthrough {
+        return ResponsePlan::Pass;
+    }
+    let is_sse = content_type.is_some_and(|ct| {
+        ct.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("text/event-stream")
+    });
+    if is_sse {
+        ResponsePlan::ConvertStream
     } else {
-        ResponseDecision::Pass
+        ResponsePlan::ConvertBody
     }
 }
 
-/// A provider error, rewritten for the client: status and OpenAI error body.
-/// The provider's key never survives into the message.
+/// The content type of a converted response.
+pub fn converted_content_type(plan: ResponsePlan) -> &'static str {
+    match plan {
+        ResponsePlan::ConvertStream => "text/event-stream",
+        _ => "application/json",
+    }
+}
+
+/// Converts a complete provider response body into the client's shape.
+pub fn convert_body(
+    attempt: &AttemptPlan,
+    body: &[u8],
+    ctx: &ResponseContext<'_>,
+) -> Result<Vec<u8>, ApiError> {
+    let bad = |e: ApiError| ApiError::bad_gateway("invalid_provider_response", e.message);
+    match attempt.translation {
+        Translation::Passthrough => Ok(body.to_vec()),
+        Translation::OpenAiToAnthropic => {
+            convert::openai_anthropic::response(body, ctx).map_err(bad)
+        }
+        Translation::OpenAiToGemini => convert::openai_gemini::response(body, ctx).map_err(bad),
+        Translation::AnthropicToOpenAi => {
+            convert::anthropic_openai::response(body, ctx).map_err(bad)
+        }
+        Translation::AnthropicToGemini => {
+            let openai = convert::openai_gemini::response(body, ctx).map_err(bad)?;
+            convert::anthropic_openai::response(&openai, ctx).map_err(bad)
+        }
+    }
+}
+
+/// A converter for the provider's stream, or `None` for passthrough.
+pub fn stream_converter(
+    attempt: &AttemptPlan,
+    ctx: &ResponseContext<'_>,
+) -> Option<Box<dyn StreamConverter>> {
+    match attempt.translation {
+        Translation::Passthrough => None,
+        Translation::OpenAiToAnthropic => {
+            Some(Box::new(convert::openai_anthropic::Stream::new(ctx)))
+        }
+        Translation::OpenAiToGemini => Some(Box::new(convert::openai_gemini::Stream::new(ctx))),
+        Translation::AnthropicToOpenAi => {
+            Some(Box::new(convert::anthropic_openai::Stream::new(ctx)))
+        }
+        Translation::AnthropicToGemini => Some(Box::new(Chain {
+            first: Box::new(convert::openai_gemini::Stream::new(ctx)),
+            second: Box::new(convert::anthropic_openai::Stream::new(ctx)),
+        })),
+    }
+}
+
+/// Two stream converters in a row; usage is the provider's, read by the first.
+struct Chain {
+    first: Box<dyn StreamConverter>,
+    second: Box<dyn StreamConverter>,
+}
+
+impl StreamConverter for Chain {
+    fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mid = self.first.push(bytes);
+        if mid.is_empty() {
+            return Vec::new();
+        }
+        self.second.push(&mid)
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let mid = self.first.finish();
+        let mut out = if mid.is_empty() {
+            Vec::new()
+        } else {
+            self.second.push(&mid)
+        };
+        out.extend(self.second.finish());
+        out
+    }
+
+    fn usage(&self) -> Option<&crate::usage::Usage> {
+        self.first.usage()
+    }
+}
+
+/// A provider error, rewritten for the client: status and body in the
+/// client's API shape. The provider's key never survives into the message.
 pub fn rewrite_error(
     plan: &ProviderPlan,
+    client_api: ClientApi,
     status: u16,
     content_type: Option<&str>,
     body: &[u8],
@@ -135,50 +360,81 @@ pub fn rewrite_error(
                 plan.name
             ),
         );
-        return (502, err.body(crate::error::ClientApi::OpenAi));
+        return (502, err.body(client_api));
     }
-    let fields = extract_error(content_type, body);
-    let message = match fields.message {
+    let read = match plan.provider.protocol() {
+        Protocol::OpenAi => read_openai_error(status, content_type, body),
+        Protocol::Anthropic => with_text_fallback(
+            convert::openai_anthropic::error(status, body),
+            content_type,
+            body,
+        ),
+        Protocol::Gemini => with_text_fallback(
+            convert::openai_gemini::error(status, body),
+            content_type,
+            body,
+        ),
+    };
+    let message = match read.message {
         Some(m) => plan.keys.redact(&m),
         None => format!("provider {} returned HTTP {status}", plan.name),
     };
-    let kind = fields
-        .kind
-        .unwrap_or_else(|| default_type(status).to_string());
-    let body = openai_error_body(
-        &kind,
-        &message,
-        fields.param.as_deref(),
-        fields.code.as_deref(),
-    );
+    let body = match client_api {
+        ClientApi::OpenAi => {
+            let kind = match (plan.provider.protocol(), read.kind) {
+                (Protocol::OpenAi, Some(kind)) => kind,
+                _ => openai_error_type(status).to_string(),
+            };
+            let code = match plan.provider.protocol() {
+                Protocol::OpenAi => read.code,
+                _ => None,
+            };
+            openai_error_body(&kind, &message, read.param.as_deref(), code.as_deref())
+        }
+        ClientApi::Anthropic => {
+            let kind = match (plan.provider.protocol(), read.kind) {
+                (Protocol::Anthropic, Some(kind)) => kind,
+                _ => anthropic_error_type(status).to_string(),
+            };
+            anthropic_error_body(&kind, &message)
+        }
+    };
     (status, body)
-}
-
-fn default_type(status: u16) -> &'static str {
-    match status {
-        400 | 404 | 409 | 413 | 415 | 422 => "invalid_request_error",
-        429 => "rate_limit_error",
-        500..=599 => "server_error",
-        _ => "api_error",
-    }
-}
-
-#[derive(Debug, Default)]
-struct ErrorFields {
-    message: Option<String>,
-    kind: Option<String>,
-    param: Option<String>,
-    code: Option<String>,
 }
 
 /// Longest piece of a plain-text error body quoted to the client.
 const MAX_QUOTED_TEXT: usize = 300;
 
+fn with_text_fallback(
+    mut err: ProviderError,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> ProviderError {
+    if err.message.is_none() {
+        err.message = plain_text(content_type, body);
+    }
+    err
+}
+
+fn plain_text(content_type: Option<&str>, body: &[u8]) -> Option<String> {
+    let is_text = content_type.is_some_and(|ct| {
+        ct.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("text/plain")
+    });
+    if !is_text {
+        return None;
+    }
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.chars().take(MAX_QUOTED_TEXT).collect())
+}
+
 /// Reads an error from the shapes OpenAI-compatible servers use:
 /// `{"error":{"message",...}}` (OpenAI), `{"error":"..."}` (Ollama),
 /// `{"message","type","code"}` (vLLM), `{"detail":...}` (FastAPI servers),
 /// or plain text. HTML is never quoted.
-fn extract_error(content_type: Option<&str>, body: &[u8]) -> ErrorFields {
+pub fn read_openai_error(status: u16, content_type: Option<&str>, body: &[u8]) -> ProviderError {
     #[derive(Deserialize)]
     struct Loose {
         #[serde(default)]
@@ -202,43 +458,39 @@ fn extract_error(content_type: Option<&str>, body: &[u8]) -> ErrorFields {
             other => Some(other.to_string()),
         }
     }
+    let empty = ProviderError {
+        status,
+        kind: None,
+        message: None,
+        code: None,
+        param: None,
+    };
     if let Ok(loose) = serde_json::from_slice::<Loose>(body) {
         return match &loose.error {
-            Some(Value::Object(e)) => ErrorFields {
-                message: text(e.get("message")),
+            Some(Value::Object(e)) => ProviderError {
                 kind: text(e.get("type")),
-                param: text(e.get("param")),
+                message: text(e.get("message")),
                 code: text(e.get("code")),
+                param: text(e.get("param")),
+                ..empty
             },
-            Some(Value::String(s)) => ErrorFields {
+            Some(Value::String(s)) => ProviderError {
                 message: Some(s.clone()),
-                ..Default::default()
+                ..empty
             },
-            _ => ErrorFields {
+            _ => ProviderError {
                 message: text(loose.message.as_ref()).or_else(|| text(loose.detail.as_ref())),
                 kind: text(loose.kind.as_ref()),
                 param: text(loose.param.as_ref()),
                 code: text(loose.code.as_ref()),
+                ..empty
             },
         };
     }
-    let is_text = content_type.is_some_and(|ct| {
-        ct.trim_start()
-            .to_ascii_lowercase()
-            .starts_with("text/plain")
-    });
-    if is_text {
-        let s = String::from_utf8_lossy(body);
-        let s = s.trim();
-        if !s.is_empty() {
-            let quoted: String = s.chars().take(MAX_QUOTED_TEXT).collect();
-            return ErrorFields {
-                message: Some(quoted),
-                ..Default::default()
-            };
-        }
+    ProviderError {
+        message: plain_text(content_type, body),
+        ..empty
     }
-    ErrorFields::default()
 }
 
 #[cfg(test)]
@@ -247,38 +499,39 @@ mod tests {
     use crate::config::parse_json;
     use crate::config::provider::ProviderConfig;
 
-    fn plan(keys: &str) -> ProviderPlan {
-        let cfg: ProviderConfig = parse_json(
-            format!(
-                r#"{{"name":"ds","kind":"openai-compatible","baseUrl":"http://127.0.0.1:9/api/v1",
-                    "keys":{keys},"routes":{{"m0":{{"model":"deepseek-chat"}},"m1":{{}}}}}}"#
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+    fn plan_of(json: &str) -> ProviderPlan {
+        let cfg: ProviderConfig = parse_json(json.as_bytes()).unwrap();
         cfg.compile(&|_| None).unwrap()
+    }
+
+    fn plan(keys: &str) -> ProviderPlan {
+        plan_of(&format!(
+            r#"{{"name":"ds","kind":"openai-compatible","baseUrl":"http://127.0.0.1:9/api/v1",
+                "keys":{keys},"routes":{{"m0":{{"model":"deepseek-chat"}},"m1":{{}}}}}}"#
+        ))
     }
 
     #[test]
     fn plans_path_authority_and_key() {
         let p = plan(r#"[{"id":"k0","value":"sk-0"},{"id":"k1","value":"sk-1"}]"#);
         let a = plan_attempt(&p, "/v1/chat/completions", Some("m1"), None).unwrap();
-        assert_eq!(a.path, "/api/v1/chat/completions");
+        assert_eq!(a.path.as_deref(), Some("/api/v1/chat/completions"));
         assert_eq!(a.authority, "127.0.0.1:9");
         assert_eq!(a.auth, Some(("authorization", "Bearer sk-0".to_string())));
         assert_eq!(a.key_id.as_deref(), Some("k0"));
-        assert!(!a.rewrite_body);
+        assert_eq!(a.translation, Translation::Passthrough);
+        assert!(!a.read_body);
         let b = plan_attempt(&p, "/v1/chat/completions", Some("m1"), None).unwrap();
         assert_eq!(b.key_id.as_deref(), Some("k1"));
     }
 
     #[test]
-    fn body_rewrite_only_when_needed() {
+    fn body_is_read_only_when_needed() {
         let p = plan("[]");
         assert!(
             plan_attempt(&p, "/v1/chat/completions", Some("m0"), None)
                 .unwrap()
-                .rewrite_body
+                .read_body
         );
         assert!(
             plan_attempt(
@@ -288,7 +541,7 @@ mod tests {
                 Some(StreamMode::Plain)
             )
             .unwrap()
-            .rewrite_body
+            .read_body
         );
         assert!(
             !plan_attempt(
@@ -298,26 +551,27 @@ mod tests {
                 Some(StreamMode::WithUsage)
             )
             .unwrap()
-            .rewrite_body
+            .read_body
         );
         assert!(
             !plan_attempt(&p, "/v1/embeddings", Some("m1"), Some(StreamMode::Plain))
                 .unwrap()
-                .rewrite_body
+                .read_body
         );
-        let out = rewrite_body(
+        let a = plan_attempt(
             &p,
             "/v1/chat/completions",
             Some("m0"),
             Some(StreamMode::Plain),
-            br#"{"model":"fast","stream":true}"#,
         )
-        .unwrap()
         .unwrap();
+        let out = prepare_body(&p, &a, Some("m0"), br#"{"model":"fast","stream":true}"#).unwrap();
         assert_eq!(
-            out,
+            out.body.unwrap(),
             br#"{"model":"deepseek-chat","stream":true,"stream_options":{"include_usage":true}}"#
         );
+        assert_eq!(out.model, "deepseek-chat");
+        assert_eq!(out.path, "/api/v1/chat/completions");
     }
 
     #[test]
@@ -328,15 +582,130 @@ mod tests {
 
     #[test]
     fn unresolved_keys_are_503() {
-        let cfg: ProviderConfig =
-            parse_json(br#"{"name":"x","kind":"openai-compatible","baseUrl":"http://h","keys":[{"id":"k","env":"UNSET"}]}"#).unwrap();
-        let p = cfg.compile(&|_| None).unwrap();
+        let p = plan_of(
+            r#"{"name":"x","kind":"openai-compatible","baseUrl":"http://h","keys":[{"id":"k","env":"UNSET"}]}"#,
+        );
         let e = plan_attempt(&p, "/v1/chat/completions", None, None).unwrap_err();
         assert_eq!((e.status, e.code), (503, "provider_key_unavailable"));
     }
 
-    fn rewritten(p: &ProviderPlan, status: u16, ct: &str, body: &str) -> (u16, Value) {
-        let (s, b) = rewrite_error(p, status, Some(ct), body.as_bytes());
+    #[test]
+    fn azure_paths_name_the_deployment_from_the_body() {
+        let p = plan_of(
+            r#"{"name":"az","kind":"azure-openai","baseUrl":"https://r.openai.azure.com","keys":[{"id":"k","value":"azkey"}],
+                "routes":{"m0":{"model":"prod-4o"},"m1":{}}}"#,
+        );
+        let a = plan_attempt(&p, "/v1/chat/completions", Some("m1"), None).unwrap();
+        assert_eq!((a.path.as_ref(), a.read_body), (None, true));
+        assert_eq!(a.auth, Some(("api-key", "azkey".to_string())));
+        let out = prepare_body(&p, &a, Some("m1"), br#"{"model":"gpt-4o"}"#).unwrap();
+        assert_eq!(
+            out.path,
+            "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(out.body, None);
+        let a = plan_attempt(&p, "/v1/embeddings", Some("m0"), None).unwrap();
+        let out = prepare_body(&p, &a, Some("m0"), br#"{"model":"emb","input":"x"}"#).unwrap();
+        assert_eq!(
+            out.path,
+            "/openai/deployments/prod-4o/embeddings?api-version=2024-10-21"
+        );
+    }
+
+    #[test]
+    fn anthropic_clients_pass_through_to_anthropic_with_its_headers() {
+        let p = plan_of(
+            r#"{"name":"an","kind":"anthropic","keys":[{"id":"k","value":"ak"}],"routes":{"m0":{"model":"claude-x"}}}"#,
+        );
+        let a = plan_attempt(&p, "/v1/messages", Some("m0"), Some(StreamMode::WithUsage)).unwrap();
+        assert_eq!(a.translation, Translation::Passthrough);
+        assert_eq!(a.path.as_deref(), Some("/v1/messages"));
+        assert_eq!(a.auth, Some(("x-api-key", "ak".to_string())));
+        assert_eq!(
+            a.default_headers,
+            vec![("anthropic-version", "2023-06-01".to_string())]
+        );
+        let out = prepare_body(
+            &p,
+            &a,
+            Some("m0"),
+            br#"{"model":"sonnet","max_tokens":5,"stream":true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            out.body.unwrap(),
+            br#"{"model":"claude-x","max_tokens":5,"stream":true}"#
+        );
+        let count = plan_attempt(&p, "/v1/messages/count_tokens", Some("m0"), None).unwrap();
+        assert_eq!(count.path.as_deref(), Some("/v1/messages/count_tokens"));
+    }
+
+    #[test]
+    fn translations_by_client_and_provider() {
+        let anthropic = plan_of(r#"{"name":"an","kind":"anthropic"}"#);
+        let gemini = plan_of(r#"{"name":"ge","kind":"gemini"}"#);
+        let openai = plan("[]");
+        let t =
+            |p: &ProviderPlan, path: &str| plan_attempt(p, path, None, None).unwrap().translation;
+        assert_eq!(
+            t(&anthropic, "/v1/chat/completions"),
+            Translation::OpenAiToAnthropic
+        );
+        assert_eq!(
+            t(&gemini, "/v1/chat/completions"),
+            Translation::OpenAiToGemini
+        );
+        assert_eq!(t(&openai, "/v1/messages"), Translation::AnthropicToOpenAi);
+        assert_eq!(t(&gemini, "/v1/messages"), Translation::AnthropicToGemini);
+        let a = plan_attempt(&anthropic, "/v1/chat/completions", None, None).unwrap();
+        assert_eq!(
+            (a.provider_op, a.path.as_deref()),
+            (Operation::Messages, Some("/v1/messages"))
+        );
+    }
+
+    #[test]
+    fn operations_a_provider_does_not_offer_are_400() {
+        let gemini = plan_of(r#"{"name":"ge","kind":"gemini"}"#);
+        let e = plan_attempt(&gemini, "/v1/embeddings", None, None).unwrap_err();
+        assert_eq!((e.status, e.code), (400, "unsupported_operation"));
+        assert!(e.message.contains("ge (gemini)"), "{}", e.message);
+        let e = plan_attempt(&plan("[]"), "/v1/messages/count_tokens", None, None).unwrap_err();
+        assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn response_plans() {
+        let p = plan("[]");
+        let a = plan_attempt(&p, "/v1/chat/completions", None, None).unwrap();
+        assert_eq!(
+            on_response_headers(&a, 200, Some("text/event-stream")),
+            ResponsePlan::Pass
+        );
+        assert_eq!(
+            on_response_headers(&a, 500, None),
+            ResponsePlan::RewriteError
+        );
+        let an = plan_of(r#"{"name":"an","kind":"anthropic"}"#);
+        let a = plan_attempt(&an, "/v1/chat/completions", None, None).unwrap();
+        assert_eq!(
+            on_response_headers(&a, 200, Some("text/event-stream; charset=utf-8")),
+            ResponsePlan::ConvertStream
+        );
+        assert_eq!(
+            on_response_headers(&a, 200, Some("application/json")),
+            ResponsePlan::ConvertBody
+        );
+    }
+
+    fn rewritten(
+        p: &ProviderPlan,
+        api: ClientApi,
+        status: u16,
+        ct: &str,
+        body: &str,
+    ) -> (u16, Value) {
+        let (s, b) = rewrite_error(p, api, status, Some(ct), body.as_bytes());
         (s, serde_json::from_slice(&b).unwrap())
     }
 
@@ -345,6 +714,7 @@ mod tests {
         let p = plan(r#"[{"id":"k0","value":"sk-secret-key"}]"#);
         let (s, v) = rewritten(
             &p,
+            ClientApi::OpenAi,
             429,
             "application/json",
             r#"{"error":{"message":"slow down","type":"rate_limit_error","code":"rate_limit_exceeded"}}"#,
@@ -356,6 +726,7 @@ mod tests {
         );
         let (_, v) = rewritten(
             &p,
+            ClientApi::OpenAi,
             404,
             "application/json",
             r#"{"error":"model 'x' not found"}"#,
@@ -364,6 +735,7 @@ mod tests {
         assert_eq!(v["error"]["type"], "invalid_request_error");
         let (_, v) = rewritten(
             &p,
+            ClientApi::OpenAi,
             400,
             "application/json",
             r#"{"object":"error","message":"bad","type":"BadRequestError","code":400}"#,
@@ -374,6 +746,7 @@ mod tests {
         );
         let (_, v) = rewritten(
             &p,
+            ClientApi::OpenAi,
             422,
             "application/json",
             r#"{"detail":[{"loc":["body"],"msg":"x"}]}"#,
@@ -382,10 +755,39 @@ mod tests {
     }
 
     #[test]
+    fn provider_errors_become_anthropic_envelopes_for_anthropic_clients() {
+        let p = plan("[]");
+        let (s, v) = rewritten(
+            &p,
+            ClientApi::Anthropic,
+            429,
+            "application/json",
+            r#"{"error":{"message":"slow down","type":"rate_limit_exceeded"}}"#,
+        );
+        assert_eq!(s, 429);
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"error","error":{"type":"rate_limit_error","message":"slow down"}})
+        );
+        let (_, v) = rewritten(
+            &p,
+            ClientApi::Anthropic,
+            502,
+            "text/html",
+            "<html>bad gateway</html>",
+        );
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"error","error":{"type":"api_error","message":"provider ds returned HTTP 502"}})
+        );
+    }
+
+    #[test]
     fn html_and_empty_bodies_get_a_gateway_message() {
         let p = plan("[]");
         let (s, v) = rewritten(
             &p,
+            ClientApi::OpenAi,
             502,
             "text/html",
             "<html><body>Bad Gateway</body></html>",
@@ -393,23 +795,32 @@ mod tests {
         assert_eq!(s, 502);
         assert_eq!(v["error"]["message"], "provider ds returned HTTP 502");
         assert_eq!(v["error"]["type"], "server_error");
-        let (_, v) = rewritten(&p, 500, "text/plain", "");
+        let (_, v) = rewritten(&p, ClientApi::OpenAi, 500, "text/plain", "");
         assert_eq!(v["error"]["message"], "provider ds returned HTTP 500");
-        let (_, v) = rewritten(&p, 503, "text/plain", "overloaded, try later");
+        let (_, v) = rewritten(
+            &p,
+            ClientApi::OpenAi,
+            503,
+            "text/plain",
+            "overloaded, try later",
+        );
         assert_eq!(v["error"]["message"], "overloaded, try later");
     }
 
     #[test]
     fn auth_failures_hide_the_providers_message_and_become_502() {
         let p = plan(r#"[{"id":"k0","value":"sk-secret-key"}]"#);
-        let (s, b) = rewrite_error(
-            &p,
-            401,
-            Some("application/json"),
-            br#"{"error":{"message":"Incorrect API key provided: sk-secret-key"}}"#,
-        );
-        assert_eq!(s, 502);
-        assert!(!String::from_utf8_lossy(&b).contains("sk-secret"));
+        for api in [ClientApi::OpenAi, ClientApi::Anthropic] {
+            let (s, b) = rewrite_error(
+                &p,
+                api,
+                401,
+                Some("application/json"),
+                br#"{"error":{"message":"Incorrect API key provided: sk-secret-key"}}"#,
+            );
+            assert_eq!(s, 502);
+            assert!(!String::from_utf8_lossy(&b).contains("sk-secret"));
+        }
     }
 
     #[test]
@@ -417,6 +828,7 @@ mod tests {
         let p = plan(r#"[{"id":"k0","value":"sk-secret-key"}]"#);
         let (_, b) = rewrite_error(
             &p,
+            ClientApi::OpenAi,
             400,
             Some("application/json"),
             br#"{"error":{"message":"key sk-secret-key cannot do that"}}"#,

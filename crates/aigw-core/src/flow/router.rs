@@ -3,7 +3,7 @@
 
 use crate::api::{classify, is_json_content_type, Operation};
 use crate::config::router::RouterPlan;
-use crate::error::ApiError;
+use crate::error::{ApiError, ClientApi};
 use crate::headers::StreamMode;
 use crate::schema::openai::{model_body, summarize_request, ModelObject};
 
@@ -11,11 +11,9 @@ use crate::schema::openai::{model_body, summarize_request, ModelObject};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadersDecision {
     /// Answer with this JSON body and status.
-    Reply {
-        status: u16,
-        body: Vec<u8>,
-    },
-    Error(ApiError),
+    Reply { status: u16, body: Vec<u8> },
+    /// Answer with this error, in this API's shape.
+    Error(ApiError, ClientApi),
     /// Wait for the whole body, then route.
     ReadBody(Operation),
 }
@@ -31,8 +29,9 @@ pub fn on_request_headers(
 ) -> HeadersDecision {
     let endpoint = match classify(method, path) {
         Ok(e) => e,
-        Err(e) => return HeadersDecision::Error(e),
+        Err(e) => return HeadersDecision::Error(e, api_of_path(path)),
     };
+    let api = endpoint.op.client_api();
     match endpoint.op {
         Operation::ListModels => {
             return HeadersDecision::Reply {
@@ -47,36 +46,46 @@ pub fn on_request_headers(
                     status: 200,
                     body: model_body(&m),
                 },
-                None => HeadersDecision::Error(model_not_found(id)),
+                None => HeadersDecision::Error(model_not_found(id), api),
             };
         }
-        Operation::ChatCompletions | Operation::Completions | Operation::Embeddings => {}
+        Operation::ChatCompletions
+        | Operation::Completions
+        | Operation::Embeddings
+        | Operation::Messages
+        | Operation::CountTokens => {}
     }
     match content_type {
         Some(ct) if is_json_content_type(ct) => {}
         Some(ct) => {
-            return HeadersDecision::Error(ApiError::bad_request(
-                "invalid_content_type",
-                format!("expected Content-Type: application/json, got {ct:?}"),
-            ))
+            return HeadersDecision::Error(
+                ApiError::bad_request(
+                    "invalid_content_type",
+                    format!("expected Content-Type: application/json, got {ct:?}"),
+                ),
+                api,
+            )
         }
         None => {
-            return HeadersDecision::Error(ApiError::bad_request(
-                "invalid_content_type",
-                "expected Content-Type: application/json",
-            ))
+            return HeadersDecision::Error(
+                ApiError::bad_request(
+                    "invalid_content_type",
+                    "expected Content-Type: application/json",
+                ),
+                api,
+            )
         }
     }
     if let Some(len) = content_length.and_then(|v| v.trim().parse::<usize>().ok()) {
         if len > plan.max_request_body_bytes {
-            return HeadersDecision::Error(ApiError::too_large(plan.max_request_body_bytes));
+            return HeadersDecision::Error(ApiError::too_large(plan.max_request_body_bytes), api);
         }
     }
     if end_of_stream {
-        return HeadersDecision::Error(ApiError::bad_request(
-            "missing_body",
-            "request body is required",
-        ));
+        return HeadersDecision::Error(
+            ApiError::bad_request("missing_body", "request body is required"),
+            api,
+        );
     }
     HeadersDecision::ReadBody(endpoint.op)
 }
@@ -93,6 +102,7 @@ pub fn check_body_size(plan: &RouterPlan, received: usize) -> Result<(), ApiErro
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteDecision {
+    pub op: Operation,
     pub model: String,
     pub route: String,
     pub stream: Option<StreamMode>,
@@ -115,16 +125,27 @@ pub fn route_body(
         .table
         .resolve(&summary.model)
         .ok_or_else(|| model_not_found(&summary.model))?;
-    let stream = if op.can_stream() {
-        summary.stream
-    } else {
-        None
+    let stream = match (op.can_stream(), op.client_api()) {
+        (false, _) => None,
+        (true, ClientApi::OpenAi) => summary.stream,
+        // Anthropic streams always carry usage: nothing for the gateway to add or remove.
+        (true, ClientApi::Anthropic) => summary.stream.map(|_| StreamMode::WithUsage),
     };
     Ok(RouteDecision {
+        op,
         route: resolved.route.to_string(),
         model: summary.model,
         stream,
     })
+}
+
+/// The API shape to answer in when the path is not one the gateway serves.
+fn api_of_path(path: &str) -> ClientApi {
+    if path.starts_with("/v1/messages") {
+        ClientApi::Anthropic
+    } else {
+        ClientApi::OpenAi
+    }
 }
 
 /// OpenAI's answer for a model that is not served.
@@ -187,7 +208,9 @@ mod tests {
             d => panic!("{d:?}"),
         }
         match on_request_headers(&p, "GET", "/v1/models/nope", None, None, true) {
-            HeadersDecision::Error(e) => assert_eq!((e.status, e.code), (404, "model_not_found")),
+            HeadersDecision::Error(e, ClientApi::OpenAi) => {
+                assert_eq!((e.status, e.code), (404, "model_not_found"))
+            }
             d => panic!("{d:?}"),
         }
     }
@@ -196,7 +219,7 @@ mod tests {
     fn header_errors() {
         let p = plan();
         let err = |d| match d {
-            HeadersDecision::Error(e) => (e.status, e.code),
+            HeadersDecision::Error(e, _) => (e.status, e.code),
             d => panic!("{d:?}"),
         };
         assert_eq!(
@@ -251,6 +274,37 @@ mod tests {
             on_request_headers(&p, "POST", "/v1/chat/completions", JSON, Some("100"), false),
             HeadersDecision::ReadBody(Operation::ChatCompletions)
         );
+    }
+
+    #[test]
+    fn anthropic_paths_get_anthropic_errors() {
+        let p = plan();
+        match on_request_headers(&p, "POST", "/v1/messages", Some("text/plain"), None, false) {
+            HeadersDecision::Error(e, ClientApi::Anthropic) => assert_eq!(e.status, 400),
+            d => panic!("{d:?}"),
+        }
+        match on_request_headers(&p, "POST", "/v1/messages/batches", JSON, None, false) {
+            HeadersDecision::Error(e, ClientApi::Anthropic) => assert_eq!(e.status, 404),
+            d => panic!("{d:?}"),
+        }
+        assert_eq!(
+            on_request_headers(&p, "POST", "/v1/messages", JSON, None, false),
+            HeadersDecision::ReadBody(Operation::Messages)
+        );
+        let d = route_body(
+            &p,
+            Operation::Messages,
+            br#"{"model":"gpt-4o-mini","max_tokens":5,"stream":true}"#,
+        )
+        .unwrap();
+        assert_eq!(d.stream, Some(StreamMode::WithUsage));
+        let d = route_body(
+            &p,
+            Operation::CountTokens,
+            br#"{"model":"gpt-4o-mini","stream":true}"#,
+        )
+        .unwrap();
+        assert_eq!(d.stream, None);
     }
 
     #[test]
