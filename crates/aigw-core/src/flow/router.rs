@@ -319,6 +319,7 @@ mod tests {
         assert_eq!(
             d,
             RouteDecision {
+                op: Operation::ChatCompletions,
                 model: "gpt-4o-mini".into(),
                 route: "m0".into(),
                 stream: Some(StreamMode::Plain)
