@@ -5,6 +5,7 @@ mod admin;
 mod openai;
 mod program;
 mod record;
+mod reply;
 mod service;
 
 #[cfg(test)]

@@ -313,6 +313,7 @@ connection: close\r\ntransfer-encoding: chunked\r\n\r\n"
     assert_eq!(record[0]["headers"]["authorization"], "Bearer k1");
     assert_eq!(record[0]["headers"]["x-custom"], "a, b");
     assert_eq!(record[0]["json"]["model"], "deepseek-chat");
+    assert_eq!(record[0]["model"], "deepseek-chat");
     assert_eq!(record[1]["path"], "/api/v1/embeddings");
     assert_eq!(record[1]["query"], "x=1");
     assert_eq!(record[1]["body"], r#"{"model":"emb","input":"a b c"}"#);
@@ -441,4 +442,97 @@ async fn bad_requests_unknown_paths_and_delays() {
     // role, finish, [DONE]
     assert_eq!(omitted.chunks.len(), 3);
     assert!(!String::from_utf8_lossy(&omitted.body()).contains("usage"));
+}
+
+#[tokio::test]
+async fn azure_deployment_paths_are_served_and_recorded_with_their_query() {
+    let addr = start("az").await;
+    let chat = post(
+        addr,
+        "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21",
+        &[("api-key", "azk")],
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(chat.status, 200, "{chat:?}");
+    let body = chat.json();
+    assert_eq!(body["model"], "gpt4o-prod");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from az! You asked gpt4o-prod."
+    );
+    let embeddings = post(
+        addr,
+        "/openai/deployments/emb-small/embeddings?api-version=2024-10-21",
+        &[],
+        json!({"input": "a b"}),
+    )
+    .await;
+    assert_eq!(embeddings.status, 200, "{embeddings:?}");
+    assert_eq!(embeddings.json()["model"], "emb-small");
+
+    let record = get(addr, "/__mock/requests").await.json();
+    assert_eq!(
+        record[0]["path"],
+        "/openai/deployments/gpt4o-prod/chat/completions"
+    );
+    assert_eq!(record[0]["query"], "api-version=2024-10-21");
+    assert_eq!(record[0]["headers"]["api-key"], "azk");
+    assert_eq!(record[0]["model"], "gpt4o-prod");
+    assert_eq!(
+        record[1]["path"],
+        "/openai/deployments/emb-small/embeddings"
+    );
+    assert_eq!(record[1]["query"], "api-version=2024-10-21");
+    assert_eq!(record[1]["model"], "emb-small");
+}
+
+#[tokio::test]
+async fn a_rule_makes_the_openai_stream_a_tool_call() {
+    let addr = start("up1").await;
+    let added = post(
+        addr,
+        "/__mock/rules",
+        &[],
+        json!({"match": {"model": "tooly"}, "toolCall": "get_weather", "times": 1}),
+    )
+    .await;
+    assert_eq!(added.status, 200, "{added:?}");
+    let response = post(
+        addr,
+        "/v1/chat/completions",
+        &[],
+        json!({"model": "tooly", "stream": true, "stream_options": {"include_usage": true}}),
+    )
+    .await;
+    assert!(response.complete, "{response:?}");
+    // open, 3 argument fragments, finish, usage, [DONE]
+    assert_eq!(response.chunks.len(), 7, "{response:?}");
+    let call =
+        |i| event_json(response.chunk_str(i))["choices"][0]["delta"]["tool_calls"][0].clone();
+    assert_eq!(call(0)["id"], "call_mock_1");
+    assert_eq!(call(0)["function"]["name"], "get_weather");
+    let arguments: String = (0..4)
+        .map(|i| {
+            call(i)["function"]["arguments"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(arguments, r#"{"location":"Paris","unit":"celsius"}"#);
+    assert_eq!(
+        event_json(response.chunk_str(4))["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+    assert_eq!(
+        event_json(response.chunk_str(5))["usage"]["completion_tokens"],
+        3
+    );
+    // `times: 1` is used up: text again.
+    let text = post(addr, "/v1/chat/completions", &[], json!({"model": "tooly"})).await;
+    assert_eq!(
+        text.json()["choices"][0]["message"]["content"],
+        "Hello from up1! You asked tooly."
+    );
 }

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::openai::{self, ChatReply};
 use crate::program::{self, Behavior, ErrorFormat, UsageMode};
 use crate::record::{RecordedRequest, RequestLog};
+use crate::reply::Output;
 use crate::{admin, program::RuleBook};
 
 /// Largest request body accepted.
@@ -75,18 +76,35 @@ pub async fn handle(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Chat,
-    Embeddings,
+enum Endpoint<'a> {
+    /// OpenAI chat completions; `deployment` is set on an Azure OpenAI deployment path.
+    Chat {
+        deployment: Option<&'a str>,
+    },
+    Embeddings {
+        deployment: Option<&'a str>,
+    },
     Unknown,
 }
 
-impl Endpoint {
-    fn of(path: &str) -> Self {
+impl<'a> Endpoint<'a> {
+    /// The model named by the path itself (an Azure deployment).
+    fn path_model(self) -> Option<&'a str> {
+        match self {
+            Self::Chat { deployment } | Self::Embeddings { deployment } => deployment,
+            Self::Unknown => None,
+        }
+    }
+
+    fn of(path: &'a str) -> Self {
         if path.ends_with("/chat/completions") {
-            Self::Chat
+            Self::Chat {
+                deployment: openai::azure_deployment(path),
+            }
         } else if path.ends_with("/embeddings") {
-            Self::Embeddings
+            Self::Embeddings {
+                deployment: openai::azure_deployment(path),
+            }
         } else {
             Self::Unknown
         }
@@ -116,21 +134,25 @@ async fn provider(state: &State, req: Request<Incoming>) -> Response<ResponseBod
         Err(response) => return response,
     };
     let path = parts.uri.path();
+    let endpoint = Endpoint::of(path);
+    let parsed = match endpoint {
+        _ if parts.method != Method::POST => Parsed::None,
+        Endpoint::Chat { deployment } => {
+            Parsed::Chat(openai::parse_chat_request(&body, deployment))
+        }
+        Endpoint::Embeddings { deployment } => {
+            Parsed::Embeddings(openai::parse_embeddings_request(&body, deployment))
+        }
+        Endpoint::Unknown => Parsed::None,
+    };
     state.requests.push(RecordedRequest::new(
         &parts.method,
         path,
         parts.uri.query(),
         &parts.headers,
-        body.clone(),
+        body,
+        parsed.model().or(endpoint.path_model()),
     ));
-
-    let endpoint = Endpoint::of(path);
-    let parsed = match endpoint {
-        _ if parts.method != Method::POST => Parsed::None,
-        Endpoint::Chat => Parsed::Chat(openai::parse_chat_request(&body)),
-        Endpoint::Embeddings => Parsed::Embeddings(openai::parse_embeddings_request(&body)),
-        Endpoint::Unknown => Parsed::None,
-    };
     let behavior = match program::resolve(&state.rules, &parts.headers, path, parsed.model()) {
         Ok(behavior) => behavior,
         Err(message) => {
@@ -155,7 +177,7 @@ async fn provider(state: &State, req: Request<Incoming>) -> Response<ResponseBod
 fn answer(
     state: &State,
     behavior: &Behavior,
-    endpoint: Endpoint,
+    endpoint: Endpoint<'_>,
     method: &Method,
     path: &str,
     parsed: Parsed,
@@ -183,12 +205,12 @@ fn answer(
     let omit_usage = behavior.usage == UsageMode::Omit;
     match parsed {
         Parsed::Chat(Ok(request)) => {
-            let words = openai::reply_words(&state.name, &request.model, behavior.chunks);
+            let output = output(state, behavior, &request.model, request.max_tokens);
             let reply = ChatReply::new(
                 state.next_completion_id(),
                 unix_now(),
                 &request,
-                words,
+                output,
                 omit_usage,
             );
             if request.stream {
@@ -211,6 +233,17 @@ fn answer(
             &format!("mock-provider {}: no route for {path}", state.name),
         ),
     }
+}
+
+/// What the reply to a request for `model` says, as programmed.
+fn output(state: &State, behavior: &Behavior, model: &str, max_tokens: Option<u64>) -> Output {
+    Output::new(
+        &state.name,
+        model,
+        behavior.chunks,
+        behavior.tool_call.as_deref(),
+        max_tokens,
+    )
 }
 
 /// `status` was checked to be in 200..=999 when the behaviour was resolved.
@@ -417,13 +450,26 @@ mod tests {
 
     #[test]
     fn endpoints_match_on_the_path_suffix() {
-        assert_eq!(Endpoint::of("/v1/chat/completions"), Endpoint::Chat);
+        let chat = Endpoint::Chat { deployment: None };
+        assert_eq!(Endpoint::of("/v1/chat/completions"), chat);
+        assert_eq!(Endpoint::of("/compatible-mode/v1/chat/completions"), chat);
+        assert_eq!(Endpoint::of("/chat/completions"), chat);
         assert_eq!(
-            Endpoint::of("/compatible-mode/v1/chat/completions"),
-            Endpoint::Chat
+            Endpoint::of("/api/v1/embeddings"),
+            Endpoint::Embeddings { deployment: None }
         );
-        assert_eq!(Endpoint::of("/chat/completions"), Endpoint::Chat);
-        assert_eq!(Endpoint::of("/api/v1/embeddings"), Endpoint::Embeddings);
+        assert_eq!(
+            Endpoint::of("/openai/deployments/d1/chat/completions"),
+            Endpoint::Chat {
+                deployment: Some("d1")
+            }
+        );
+        assert_eq!(
+            Endpoint::of("/openai/deployments/e1/embeddings"),
+            Endpoint::Embeddings {
+                deployment: Some("e1")
+            }
+        );
         assert_eq!(Endpoint::of("/v1/completions"), Endpoint::Unknown);
         assert_eq!(Endpoint::of("/v1/chat/completions/x"), Endpoint::Unknown);
     }
