@@ -2,6 +2,8 @@
 //! integration tests and the benchmark. See README.md.
 
 mod admin;
+mod anthropic;
+mod json;
 mod openai;
 mod program;
 mod record;

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::json;
 use crate::reply::{
     count_words, Content, Finish, Output, TOOL_CALL_ARGUMENTS, TOOL_CALL_FRAGMENTS,
 };
@@ -261,7 +262,7 @@ pub fn completion_json(reply: &ChatReply) -> Bytes {
         }],
         usage: reply.usage,
     };
-    to_bytes(&body)
+    json::to_bytes(&body)
 }
 
 #[derive(Serialize)]
@@ -407,11 +408,7 @@ pub fn stream_events(reply: &ChatReply, include_usage: bool) -> Vec<Bytes> {
 }
 
 fn sse_event<T: Serialize>(value: &T) -> Bytes {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"data: ");
-    write_json(&mut out, value);
-    out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
+    json::framed(b"data: ", value, b"\n\n")
 }
 
 /// The error type OpenAI uses for a status.
@@ -443,7 +440,7 @@ struct ErrorBody<'a> {
 
 /// `{"error":{"message":...,"type":...,"param":null,"code":null}}`
 pub fn error_json(message: &str, kind: &str) -> Bytes {
-    to_bytes(&ErrorEnvelope {
+    json::to_bytes(&ErrorEnvelope {
         error: ErrorBody {
             message,
             kind,
@@ -549,7 +546,7 @@ struct EmbeddingsUsage {
 /// The embeddings response; `prompt_tokens` counts whitespace words over all inputs.
 pub fn embeddings_json(request: &EmbeddingsRequest, omit_usage: bool) -> Bytes {
     let tokens = request.inputs.iter().map(|s| count_words(s)).sum();
-    to_bytes(&EmbeddingsResponse {
+    json::to_bytes(&EmbeddingsResponse {
         object: "list",
         data: request
             .inputs
@@ -567,20 +564,6 @@ pub fn embeddings_json(request: &EmbeddingsRequest, omit_usage: bool) -> Bytes {
             total_tokens: tokens,
         }),
     })
-}
-
-fn to_bytes<T: Serialize>(value: &T) -> Bytes {
-    let mut out = Vec::with_capacity(256);
-    write_json(&mut out, value);
-    Bytes::from(out)
-}
-
-fn write_json<T: Serialize>(out: &mut Vec<u8>, value: &T) {
-    // Serializing these plain structs into a Vec cannot fail (no maps with non-string keys,
-    // no I/O errors); should it ever, an empty JSON value is still better than a panic.
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.extend_from_slice(b"null");
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! What a reply says, whatever the protocol: the words or a tool call, and why it stopped.
 //! The protocol modules (`openai.rs`, `anthropic.rs`, `gemini.rs`) only render it.
 
+use serde::Serialize;
+
 /// Arguments of the tool call a reply makes when one is programmed (the tool's name is the
 /// programmed one).
 pub const TOOL_CALL_ARGUMENTS: &str = r#"{"location":"Paris","unit":"celsius"}"#;
@@ -9,6 +11,19 @@ pub const TOOL_CALL_ARGUMENTS: &str = r#"{"location":"Paris","unit":"celsius"}"#
 /// JSON on its own, so a client must accumulate them).
 pub const TOOL_CALL_FRAGMENTS: [&str; 3] =
     [r#"{"location":"#, r#""Paris","unit":"#, r#""celsius"}"#];
+
+/// [`TOOL_CALL_ARGUMENTS`] as a value, for protocols that send the arguments as an object
+/// (Anthropic's `input`, Gemini's `args`). Serializes to exactly [`TOOL_CALL_ARGUMENTS`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ToolArguments {
+    location: &'static str,
+    unit: &'static str,
+}
+
+pub const TOOL_ARGUMENTS: ToolArguments = ToolArguments {
+    location: "Paris",
+    unit: "celsius",
+};
 
 /// What the assistant says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +153,10 @@ mod tests {
     #[test]
     fn tool_call_arguments_fragments_and_value_agree() {
         assert_eq!(TOOL_CALL_FRAGMENTS.concat(), TOOL_CALL_ARGUMENTS);
+        assert_eq!(
+            serde_json::to_string(&TOOL_ARGUMENTS).unwrap(),
+            TOOL_CALL_ARGUMENTS
+        );
         for fragment in TOOL_CALL_FRAGMENTS {
             assert!(serde_json::from_str::<serde_json::Value>(fragment).is_err());
         }

@@ -536,3 +536,156 @@ async fn a_rule_makes_the_openai_stream_a_tool_call() {
         "Hello from up1! You asked tooly."
     );
 }
+
+/// An Anthropic event: `event: NAME\ndata: JSON\n\n`, checked to be framed so, with the
+/// name equal to the data's `type`.
+fn anthropic_event(event: &str) -> (String, Value) {
+    let (head, rest) = event.split_once('\n').unwrap();
+    let name = head.strip_prefix("event: ").unwrap().to_owned();
+    let data = rest
+        .strip_prefix("data: ")
+        .unwrap()
+        .strip_suffix("\n\n")
+        .unwrap();
+    let data: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(data["type"], name.as_str());
+    (name, data)
+}
+
+#[tokio::test]
+async fn streams_anthropic_messages_one_event_per_chunk_in_anthropic_order() {
+    let addr = start("up1").await;
+    let response = post(
+        addr,
+        "/anthropic/v1/messages",
+        &[
+            ("x-api-key", "sk-ant-1"),
+            ("anthropic-version", "2023-06-01"),
+        ],
+        json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 64,
+            "stream": true,
+            "system": "be brief",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi there"}]}]
+        }),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert!(response.complete, "{response:?}");
+    let events: Vec<(String, Value)> = (0..response.chunks.len())
+        .map(|i| anthropic_event(response.chunk_str(i)))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    let mut expected = vec!["message_start", "content_block_start", "ping"];
+    expected.extend(["content_block_delta"; 6]);
+    expected.extend(["content_block_stop", "message_delta", "message_stop"]);
+    assert_eq!(names, expected);
+    let start = &events[0].1["message"];
+    assert_eq!(start["id"], "msg_mock_1");
+    assert_eq!(start["model"], "claude-sonnet-4-5");
+    // (2 + 1) for the message, (2 + 1) for the system prompt
+    assert_eq!(start["usage"]["input_tokens"], 6);
+    assert_eq!(start["usage"]["output_tokens"], 1);
+    let text: String = events[3..9]
+        .iter()
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(text, "Hello from up1! You asked claude-sonnet-4-5.");
+    assert_eq!(events[10].1["delta"]["stop_reason"], "end_turn");
+    assert_eq!(events[10].1["usage"], json!({"output_tokens": 6}));
+
+    let record = get(addr, "/__mock/requests").await.json();
+    assert_eq!(record[0]["path"], "/anthropic/v1/messages");
+    assert_eq!(record[0]["headers"]["x-api-key"], "sk-ant-1");
+    assert_eq!(record[0]["headers"]["anthropic-version"], "2023-06-01");
+    assert_eq!(record[0]["model"], "claude-sonnet-4-5");
+}
+
+#[tokio::test]
+async fn anthropic_errors_tool_calls_count_tokens_and_cuts() {
+    let addr = start("up1").await;
+    let chat = json!({"model": "claude-x", "max_tokens": 10,
+                      "messages": [{"role": "user", "content": "hi"}]});
+
+    let missing = post(
+        addr,
+        "/v1/messages",
+        &[],
+        json!({"model": "claude-x", "messages": []}),
+    )
+    .await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(
+        missing.json(),
+        json!({"type": "error", "error": {"type": "invalid_request_error",
+                                          "message": "max_tokens: Field required"}})
+    );
+
+    let overloaded = post(
+        addr,
+        "/v1/messages",
+        &[("x-mock-status", "529"), ("x-mock-retry-after", "3")],
+        chat.clone(),
+    )
+    .await;
+    assert_eq!(overloaded.status, 529);
+    assert_eq!(overloaded.header("retry-after"), Some("3"));
+    assert_eq!(
+        overloaded.json(),
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "mock error 529"}})
+    );
+
+    let bad_header = post(
+        addr,
+        "/v1/messages",
+        &[("x-mock-chunks", "x")],
+        chat.clone(),
+    )
+    .await;
+    assert_eq!(bad_header.status, 400);
+    assert_eq!(bad_header.json()["type"], "error");
+
+    let tool = post(
+        addr,
+        "/v1/messages",
+        &[("x-mock-tool-call", "get_weather")],
+        chat.clone(),
+    )
+    .await;
+    assert_eq!(tool.status, 200);
+    let body = tool.json();
+    assert_eq!(body["id"], "msg_mock_1");
+    assert_eq!(body["stop_reason"], "tool_use");
+    assert_eq!(
+        body["content"],
+        json!([{"type": "tool_use", "id": "toolu_mock_1", "name": "get_weather",
+                "input": {"location": "Paris", "unit": "celsius"}}])
+    );
+
+    let count = post(
+        addr,
+        "/v1/messages/count_tokens",
+        &[],
+        json!({"model": "claude-x", "messages": [{"role": "user", "content": "a b c"}]}),
+    )
+    .await;
+    assert_eq!(count.status, 200);
+    assert_eq!(count.json(), json!({"input_tokens": 4}));
+
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    let cut = post(
+        addr,
+        "/v1/messages",
+        &[("x-mock-cut-after", "100"), ("x-mock-chunks", "1")],
+        streamed,
+    )
+    .await;
+    assert!(!cut.complete, "{cut:?}");
+    // message_start, content_block_start, ping, 1 delta, content_block_stop, message_delta;
+    // message_stop withheld
+    assert_eq!(cut.chunks.len(), 6, "{cut:?}");
+    assert!(!String::from_utf8_lossy(&cut.body()).contains("message_stop"));
+}

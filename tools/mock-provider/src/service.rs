@@ -1,5 +1,6 @@
 //! Request dispatch: admin calls to `admin.rs`, everything else is a provider request that
-//! is recorded, programmed (`program.rs`) and answered (`openai.rs`).
+//! is recorded, programmed (`program.rs`) and answered in its protocol (`openai.rs`,
+//! `anthropic.rs`).
 
 use std::convert::Infallible;
 use std::io;
@@ -16,6 +17,7 @@ use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONT
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
+use crate::anthropic::{self, MessageReply};
 use crate::openai::{self, ChatReply};
 use crate::program::{self, Behavior, ErrorFormat, UsageMode};
 use crate::record::{RecordedRequest, RequestLog};
@@ -34,6 +36,7 @@ pub struct State {
     pub name: String,
     name_header: HeaderValue,
     completions: AtomicU64,
+    messages: AtomicU64,
     pub requests: RequestLog,
     pub rules: RuleBook,
 }
@@ -46,6 +49,7 @@ impl State {
             name: name.to_owned(),
             name_header,
             completions: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
             requests: RequestLog::default(),
             rules: RuleBook::default(),
         })
@@ -54,6 +58,11 @@ impl State {
     fn next_completion_id(&self) -> String {
         let n = self.completions.fetch_add(1, Ordering::Relaxed) + 1;
         format!("chatcmpl-{}-{n}", self.name)
+    }
+
+    fn next_message_id(&self) -> String {
+        let n = self.messages.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("msg_mock_{n}")
     }
 }
 
@@ -84,7 +93,34 @@ enum Endpoint<'a> {
     Embeddings {
         deployment: Option<&'a str>,
     },
+    /// Anthropic Messages.
+    Messages,
+    /// Anthropic token counting.
+    CountTokens,
     Unknown,
+}
+
+/// Whose error envelope a provider endpoint answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    OpenAi,
+    Anthropic,
+}
+
+impl Protocol {
+    /// The JSON error body for `status`, in this protocol's shape.
+    fn error_json(self, status: u16, message: &str) -> Bytes {
+        match self {
+            Self::OpenAi => openai::error_json(message, openai::error_type(status)),
+            Self::Anthropic => anthropic::error_json(message, anthropic::error_type(status)),
+        }
+    }
+
+    /// A JSON error response in this protocol's shape.
+    fn error(self, status: StatusCode, message: &str) -> Response<ResponseBody> {
+        let body = self.error_json(status.as_u16(), message);
+        full(status, "application/json", body)
+    }
 }
 
 impl<'a> Endpoint<'a> {
@@ -92,7 +128,15 @@ impl<'a> Endpoint<'a> {
     fn path_model(self) -> Option<&'a str> {
         match self {
             Self::Chat { deployment } | Self::Embeddings { deployment } => deployment,
-            Self::Unknown => None,
+            Self::Messages | Self::CountTokens | Self::Unknown => None,
+        }
+    }
+
+    /// Unknown paths answer in OpenAI's shape, for want of a better one.
+    fn protocol(self) -> Protocol {
+        match self {
+            Self::Chat { .. } | Self::Embeddings { .. } | Self::Unknown => Protocol::OpenAi,
+            Self::Messages | Self::CountTokens => Protocol::Anthropic,
         }
     }
 
@@ -105,6 +149,10 @@ impl<'a> Endpoint<'a> {
             Self::Embeddings {
                 deployment: openai::azure_deployment(path),
             }
+        } else if path.ends_with("/messages/count_tokens") {
+            Self::CountTokens
+        } else if path.ends_with("/messages") {
+            Self::Messages
         } else {
             Self::Unknown
         }
@@ -114,6 +162,8 @@ impl<'a> Endpoint<'a> {
 enum Parsed {
     Chat(Result<openai::ChatRequest, String>),
     Embeddings(Result<openai::EmbeddingsRequest, String>),
+    Messages(Result<anthropic::MessagesRequest, String>),
+    CountTokens(Result<anthropic::CountTokensRequest, String>),
     None,
 }
 
@@ -122,6 +172,8 @@ impl Parsed {
         match self {
             Self::Chat(Ok(r)) => Some(&r.model),
             Self::Embeddings(Ok(r)) => Some(&r.model),
+            Self::Messages(Ok(r)) => Some(&r.model),
+            Self::CountTokens(Ok(r)) => Some(&r.model),
             _ => None,
         }
     }
@@ -143,6 +195,8 @@ async fn provider(state: &State, req: Request<Incoming>) -> Response<ResponseBod
         Endpoint::Embeddings { deployment } => {
             Parsed::Embeddings(openai::parse_embeddings_request(&body, deployment))
         }
+        Endpoint::Messages => Parsed::Messages(anthropic::parse_messages_request(&body)),
+        Endpoint::CountTokens => Parsed::CountTokens(anthropic::parse_count_tokens_request(&body)),
         Endpoint::Unknown => Parsed::None,
     };
     state.requests.push(RecordedRequest::new(
@@ -156,7 +210,7 @@ async fn provider(state: &State, req: Request<Incoming>) -> Response<ResponseBod
     let behavior = match program::resolve(&state.rules, &parts.headers, path, parsed.model()) {
         Ok(behavior) => behavior,
         Err(message) => {
-            return json_error(
+            return endpoint.protocol().error(
                 StatusCode::BAD_REQUEST,
                 &format!("mock-provider: {message}"),
             )
@@ -182,8 +236,9 @@ fn answer(
     path: &str,
     parsed: Parsed,
 ) -> Response<ResponseBody> {
+    let protocol = endpoint.protocol();
     if let Some(status) = behavior.status.filter(|s| *s >= 400) {
-        let (content_type, body) = error_body(state, status, behavior.error_format);
+        let (content_type, body) = error_body(state, protocol, status, behavior.error_format);
         return full_or_cut(status_code(status), content_type, body, behavior.cut_after);
     }
     if endpoint == Endpoint::Unknown {
@@ -193,7 +248,7 @@ fn answer(
         );
     }
     if method != Method::POST {
-        return json_error(
+        return protocol.error(
             StatusCode::METHOD_NOT_ALLOWED,
             &format!(
                 "mock-provider {}: {path} accepts POST only, got {method}",
@@ -215,7 +270,7 @@ fn answer(
             );
             if request.stream {
                 let events = openai::stream_events(&reply, request.include_usage);
-                stream(status, events, behavior)
+                stream(status, SSE, events, behavior)
             } else {
                 let body = openai::completion_json(&reply);
                 full_or_cut(status, "application/json", body, behavior.cut_after)
@@ -225,9 +280,30 @@ fn answer(
             let body = openai::embeddings_json(&request, omit_usage);
             full_or_cut(status, "application/json", body, behavior.cut_after)
         }
-        Parsed::Chat(Err(message)) | Parsed::Embeddings(Err(message)) => {
-            json_error(StatusCode::BAD_REQUEST, &message)
+        Parsed::Messages(Ok(request)) => {
+            let output = output(state, behavior, &request.model, Some(request.max_tokens));
+            let reply = MessageReply {
+                id: state.next_message_id(),
+                model: request.model,
+                output,
+                input_tokens: request.input_tokens,
+                omit_usage,
+            };
+            if request.stream {
+                stream(status, SSE, anthropic::stream_events(&reply), behavior)
+            } else {
+                let body = anthropic::message_json(&reply);
+                full_or_cut(status, "application/json", body, behavior.cut_after)
+            }
         }
+        Parsed::CountTokens(Ok(request)) => {
+            let body = anthropic::count_tokens_json(request.input_tokens);
+            full_or_cut(status, "application/json", body, behavior.cut_after)
+        }
+        Parsed::Chat(Err(message))
+        | Parsed::Embeddings(Err(message))
+        | Parsed::Messages(Err(message))
+        | Parsed::CountTokens(Err(message)) => protocol.error(StatusCode::BAD_REQUEST, &message),
         Parsed::None => json_error(
             StatusCode::NOT_FOUND,
             &format!("mock-provider {}: no route for {path}", state.name),
@@ -251,14 +327,16 @@ fn status_code(status: u16) -> StatusCode {
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// The body of a programmed error, in the programmed format.
-fn error_body(state: &State, status: u16, format: ErrorFormat) -> (&'static str, Bytes) {
+/// The body of a programmed error, in the programmed format (JSON: the protocol's envelope).
+fn error_body(
+    state: &State,
+    protocol: Protocol,
+    status: u16,
+    format: ErrorFormat,
+) -> (&'static str, Bytes) {
     let message = format!("mock error {status}");
     match format {
-        ErrorFormat::Json => (
-            "application/json",
-            openai::error_json(&message, openai::error_type(status)),
-        ),
+        ErrorFormat::Json => ("application/json", protocol.error_json(status, &message)),
         ErrorFormat::Html => {
             let reason = status_code(status).canonical_reason().unwrap_or("Error");
             let name = html_escape(&state.name);
@@ -331,12 +409,20 @@ fn cut_error() -> io::Error {
     io::Error::other("mock-provider: response cut on purpose (x-mock-cut-after)")
 }
 
-/// A server-sent-events response: a spawned task writes each event as its own body frame,
-/// waiting the programmed interval between events, and aborts the connection instead of
-/// ending the stream when a cut is programmed.
-fn stream(status: StatusCode, events: Vec<Bytes>, behavior: &Behavior) -> Response<ResponseBody> {
+const SSE: &str = "text/event-stream";
+
+/// A streamed response: a spawned task writes each event as its own body frame, waiting the
+/// programmed interval between events, and aborts the connection instead of ending the
+/// stream when a cut is programmed.
+fn stream(
+    status: StatusCode,
+    content_type: &'static str,
+    events: Vec<Bytes>,
+    behavior: &Behavior,
+) -> Response<ResponseBody> {
     let interval = Duration::from_millis(behavior.chunk_interval_ms);
-    // A cut always happens before `[DONE]`, whatever the count.
+    // A cut always withholds the last event (`[DONE]`, `message_stop`, …), whatever the
+    // count, so the client never sees a clean end.
     let (count, cut) = match behavior.cut_after {
         Some(n) => (n.min(events.len().saturating_sub(1)), true),
         None => (events.len(), false),
@@ -361,7 +447,7 @@ fn stream(status: StatusCode, events: Vec<Bytes>, behavior: &Behavior) -> Respon
     let mut response = Response::new(body.boxed());
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
@@ -470,6 +556,13 @@ mod tests {
                 deployment: Some("e1")
             }
         );
+        assert_eq!(Endpoint::of("/v1/messages"), Endpoint::Messages);
+        assert_eq!(Endpoint::of("/anthropic/v1/messages"), Endpoint::Messages);
+        assert_eq!(
+            Endpoint::of("/v1/messages/count_tokens"),
+            Endpoint::CountTokens
+        );
+        assert_eq!(Endpoint::of("/v1/messages/batches"), Endpoint::Unknown);
         assert_eq!(Endpoint::of("/v1/completions"), Endpoint::Unknown);
         assert_eq!(Endpoint::of("/v1/chat/completions/x"), Endpoint::Unknown);
     }
