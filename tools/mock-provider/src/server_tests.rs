@@ -689,3 +689,145 @@ async fn anthropic_errors_tool_calls_count_tokens_and_cuts() {
     assert_eq!(cut.chunks.len(), 6, "{cut:?}");
     assert!(!String::from_utf8_lossy(&cut.body()).contains("message_stop"));
 }
+
+/// A Gemini SSE event: `data: JSON\r\n\r\n`.
+fn gemini_event(event: &str) -> Value {
+    let data = event
+        .strip_prefix("data: ")
+        .unwrap()
+        .strip_suffix("\r\n\r\n")
+        .unwrap();
+    serde_json::from_str(data).unwrap()
+}
+
+#[tokio::test]
+async fn streams_gemini_sse_one_crlf_framed_response_per_chunk() {
+    let addr = start("up1").await;
+    let response = post(
+        addr,
+        "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+        &[("x-goog-api-key", "gk-1")],
+        json!({
+            "systemInstruction": {"parts": [{"text": "be brief"}]},
+            "contents": [{"role": "user", "parts": [{"text": "hi there"}]}],
+            "generationConfig": {"temperature": 0}
+        }),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert!(response.complete, "{response:?}");
+    assert_eq!(response.chunks.len(), 6, "{response:?}");
+    let events: Vec<Value> = (0..6)
+        .map(|i| gemini_event(response.chunk_str(i)))
+        .collect();
+    let text: String = events
+        .iter()
+        .map(|e| {
+            e["candidates"][0]["content"]["parts"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(text, "Hello from up1! You asked gemini-2.0-flash.");
+    for event in &events[..5] {
+        assert!(event["candidates"][0].get("finishReason").is_none());
+        assert!(event.get("usageMetadata").is_none());
+        assert_eq!(event["candidates"][0]["content"]["role"], "model");
+        assert_eq!(event["responseId"], "mock-1");
+    }
+    assert_eq!(events[5]["candidates"][0]["finishReason"], "STOP");
+    // (2 + 1) for the user turn, (2 + 1) for the system instruction
+    assert_eq!(
+        events[5]["usageMetadata"],
+        json!({"promptTokenCount": 6, "candidatesTokenCount": 6, "totalTokenCount": 12})
+    );
+    assert_eq!(events[5]["modelVersion"], "gemini-2.0-flash");
+
+    let record = get(addr, "/__mock/requests").await.json();
+    assert_eq!(
+        record[0]["path"],
+        "/v1beta/models/gemini-2.0-flash:streamGenerateContent"
+    );
+    assert_eq!(record[0]["query"], "alt=sse");
+    assert_eq!(record[0]["headers"]["x-goog-api-key"], "gk-1");
+    assert_eq!(record[0]["model"], "gemini-2.0-flash");
+}
+
+#[tokio::test]
+async fn gemini_errors_tool_calls_json_array_streams_and_rules_on_the_path_model() {
+    let addr = start("up1").await;
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let generate = "/v1beta/models/gemini-pro:generateContent";
+
+    let missing = post(addr, generate, &[], json!({"contents": []})).await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(
+        missing.json(),
+        json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                         "message": "* GenerateContentRequest.contents: contents is not specified"}})
+    );
+
+    let added = post(
+        addr,
+        "/__mock/rules",
+        &[],
+        json!({"match": {"model": "gemini-pro"}, "status": 503, "times": 1}),
+    )
+    .await;
+    assert_eq!(added.status, 200);
+    let unavailable = post(addr, generate, &[], body.clone()).await;
+    assert_eq!(unavailable.status, 503);
+    assert_eq!(
+        unavailable.json(),
+        json!({"error": {"code": 503, "message": "mock error 503", "status": "UNAVAILABLE"}})
+    );
+
+    let tool = post(
+        addr,
+        generate,
+        &[("x-mock-tool-call", "get_weather")],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(tool.status, 200, "{tool:?}");
+    let tool = tool.json();
+    assert_eq!(
+        tool["candidates"][0]["content"]["parts"],
+        json!([{"functionCall": {"name": "get_weather",
+                                 "args": {"location": "Paris", "unit": "celsius"}}}])
+    );
+    assert_eq!(tool["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(tool["responseId"], "mock-1");
+
+    let array = post(
+        addr,
+        "/v1beta/models/gemini-pro:streamGenerateContent",
+        &[("x-mock-chunks", "2")],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(array.status, 200);
+    assert_eq!(array.header("content-type"), Some("application/json"));
+    assert_eq!(array.chunks.len(), 3, "{array:?}");
+    let responses = array.json();
+    assert_eq!(responses.as_array().unwrap().len(), 2);
+    assert_eq!(responses[1]["candidates"][0]["finishReason"], "STOP");
+
+    let cut = post(
+        addr,
+        "/v1beta/models/gemini-pro:streamGenerateContent?alt=sse",
+        &[("x-mock-cut-after", "100")],
+        body,
+    )
+    .await;
+    assert!(!cut.complete, "{cut:?}");
+    // 6 words; the last response (finishReason, usage) withheld
+    assert_eq!(cut.chunks.len(), 5, "{cut:?}");
+    assert!(!String::from_utf8_lossy(&cut.body()).contains("finishReason"));
+
+    let get_method = get(addr, generate).await;
+    assert_eq!(get_method.status, 405);
+    assert_eq!(get_method.json()["error"]["status"], "UNKNOWN");
+}

@@ -1,6 +1,6 @@
 //! Request dispatch: admin calls to `admin.rs`, everything else is a provider request that
 //! is recorded, programmed (`program.rs`) and answered in its protocol (`openai.rs`,
-//! `anthropic.rs`).
+//! `anthropic.rs`, `gemini.rs`).
 
 use std::convert::Infallible;
 use std::io;
@@ -18,6 +18,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
 use crate::anthropic::{self, MessageReply};
+use crate::gemini::{self, Action, Framing, GenerateReply};
 use crate::openai::{self, ChatReply};
 use crate::program::{self, Behavior, ErrorFormat, UsageMode};
 use crate::record::{RecordedRequest, RequestLog};
@@ -37,6 +38,7 @@ pub struct State {
     name_header: HeaderValue,
     completions: AtomicU64,
     messages: AtomicU64,
+    generations: AtomicU64,
     pub requests: RequestLog,
     pub rules: RuleBook,
 }
@@ -50,6 +52,7 @@ impl State {
             name_header,
             completions: AtomicU64::new(0),
             messages: AtomicU64::new(0),
+            generations: AtomicU64::new(0),
             requests: RequestLog::default(),
             rules: RuleBook::default(),
         })
@@ -63,6 +66,11 @@ impl State {
     fn next_message_id(&self) -> String {
         let n = self.messages.fetch_add(1, Ordering::Relaxed) + 1;
         format!("msg_mock_{n}")
+    }
+
+    fn next_response_id(&self) -> String {
+        let n = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("mock-{n}")
     }
 }
 
@@ -97,6 +105,11 @@ enum Endpoint<'a> {
     Messages,
     /// Anthropic token counting.
     CountTokens,
+    /// Gemini `generateContent` or `streamGenerateContent`, for the model in the path.
+    Gemini {
+        model: &'a str,
+        action: Action,
+    },
     Unknown,
 }
 
@@ -105,6 +118,7 @@ enum Endpoint<'a> {
 enum Protocol {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 impl Protocol {
@@ -113,6 +127,7 @@ impl Protocol {
         match self {
             Self::OpenAi => openai::error_json(message, openai::error_type(status)),
             Self::Anthropic => anthropic::error_json(message, anthropic::error_type(status)),
+            Self::Gemini => gemini::error_json(status, message),
         }
     }
 
@@ -124,10 +139,11 @@ impl Protocol {
 }
 
 impl<'a> Endpoint<'a> {
-    /// The model named by the path itself (an Azure deployment).
+    /// The model named by the path itself (an Azure deployment, a Gemini model).
     fn path_model(self) -> Option<&'a str> {
         match self {
             Self::Chat { deployment } | Self::Embeddings { deployment } => deployment,
+            Self::Gemini { model, .. } => Some(model),
             Self::Messages | Self::CountTokens | Self::Unknown => None,
         }
     }
@@ -137,10 +153,11 @@ impl<'a> Endpoint<'a> {
         match self {
             Self::Chat { .. } | Self::Embeddings { .. } | Self::Unknown => Protocol::OpenAi,
             Self::Messages | Self::CountTokens => Protocol::Anthropic,
+            Self::Gemini { .. } => Protocol::Gemini,
         }
     }
 
-    fn of(path: &'a str) -> Self {
+    fn of(path: &'a str, query: Option<&str>) -> Self {
         if path.ends_with("/chat/completions") {
             Self::Chat {
                 deployment: openai::azure_deployment(path),
@@ -153,6 +170,8 @@ impl<'a> Endpoint<'a> {
             Self::CountTokens
         } else if path.ends_with("/messages") {
             Self::Messages
+        } else if let Some((model, action)) = gemini::route(path, query) {
+            Self::Gemini { model, action }
         } else {
             Self::Unknown
         }
@@ -164,6 +183,7 @@ enum Parsed {
     Embeddings(Result<openai::EmbeddingsRequest, String>),
     Messages(Result<anthropic::MessagesRequest, String>),
     CountTokens(Result<anthropic::CountTokensRequest, String>),
+    Gemini(Result<gemini::GenerateRequest, String>, Action),
     None,
 }
 
@@ -174,6 +194,7 @@ impl Parsed {
             Self::Embeddings(Ok(r)) => Some(&r.model),
             Self::Messages(Ok(r)) => Some(&r.model),
             Self::CountTokens(Ok(r)) => Some(&r.model),
+            Self::Gemini(Ok(r), _) => Some(&r.model),
             _ => None,
         }
     }
@@ -186,7 +207,7 @@ async fn provider(state: &State, req: Request<Incoming>) -> Response<ResponseBod
         Err(response) => return response,
     };
     let path = parts.uri.path();
-    let endpoint = Endpoint::of(path);
+    let endpoint = Endpoint::of(path, parts.uri.query());
     let parsed = match endpoint {
         _ if parts.method != Method::POST => Parsed::None,
         Endpoint::Chat { deployment } => {
@@ -197,6 +218,9 @@ async fn provider(state: &State, req: Request<Incoming>) -> Response<ResponseBod
         }
         Endpoint::Messages => Parsed::Messages(anthropic::parse_messages_request(&body)),
         Endpoint::CountTokens => Parsed::CountTokens(anthropic::parse_count_tokens_request(&body)),
+        Endpoint::Gemini { model, action } => {
+            Parsed::Gemini(gemini::parse_request(&body, model), action)
+        }
         Endpoint::Unknown => Parsed::None,
     };
     state.requests.push(RecordedRequest::new(
@@ -300,10 +324,35 @@ fn answer(
             let body = anthropic::count_tokens_json(request.input_tokens);
             full_or_cut(status, "application/json", body, behavior.cut_after)
         }
+        Parsed::Gemini(Ok(request), action) => {
+            let output = output(state, behavior, &request.model, request.max_output_tokens);
+            let reply = GenerateReply {
+                response_id: state.next_response_id(),
+                model: request.model,
+                output,
+                prompt_tokens: request.prompt_tokens,
+                omit_usage,
+            };
+            match action {
+                Action::Generate => {
+                    let body = gemini::response_json(&reply);
+                    full_or_cut(status, "application/json", body, behavior.cut_after)
+                }
+                Action::Stream(framing) => {
+                    let content_type = match framing {
+                        Framing::Sse => SSE,
+                        Framing::JsonArray => "application/json",
+                    };
+                    let events = gemini::stream_events(&reply, framing);
+                    stream(status, content_type, events, behavior)
+                }
+            }
+        }
         Parsed::Chat(Err(message))
         | Parsed::Embeddings(Err(message))
         | Parsed::Messages(Err(message))
-        | Parsed::CountTokens(Err(message)) => protocol.error(StatusCode::BAD_REQUEST, &message),
+        | Parsed::CountTokens(Err(message))
+        | Parsed::Gemini(Err(message), _) => protocol.error(StatusCode::BAD_REQUEST, &message),
         Parsed::None => json_error(
             StatusCode::NOT_FOUND,
             &format!("mock-provider {}: no route for {path}", state.name),
@@ -537,33 +586,55 @@ mod tests {
     #[test]
     fn endpoints_match_on_the_path_suffix() {
         let chat = Endpoint::Chat { deployment: None };
-        assert_eq!(Endpoint::of("/v1/chat/completions"), chat);
-        assert_eq!(Endpoint::of("/compatible-mode/v1/chat/completions"), chat);
-        assert_eq!(Endpoint::of("/chat/completions"), chat);
+        assert_eq!(Endpoint::of("/v1/chat/completions", None), chat);
         assert_eq!(
-            Endpoint::of("/api/v1/embeddings"),
+            Endpoint::of("/compatible-mode/v1/chat/completions", None),
+            chat
+        );
+        assert_eq!(Endpoint::of("/chat/completions", None), chat);
+        assert_eq!(
+            Endpoint::of("/api/v1/embeddings", None),
             Endpoint::Embeddings { deployment: None }
         );
         assert_eq!(
-            Endpoint::of("/openai/deployments/d1/chat/completions"),
+            Endpoint::of("/openai/deployments/d1/chat/completions", None),
             Endpoint::Chat {
                 deployment: Some("d1")
             }
         );
         assert_eq!(
-            Endpoint::of("/openai/deployments/e1/embeddings"),
+            Endpoint::of("/openai/deployments/e1/embeddings", None),
             Endpoint::Embeddings {
                 deployment: Some("e1")
             }
         );
-        assert_eq!(Endpoint::of("/v1/messages"), Endpoint::Messages);
-        assert_eq!(Endpoint::of("/anthropic/v1/messages"), Endpoint::Messages);
+        assert_eq!(Endpoint::of("/v1/messages", None), Endpoint::Messages);
         assert_eq!(
-            Endpoint::of("/v1/messages/count_tokens"),
+            Endpoint::of("/anthropic/v1/messages", None),
+            Endpoint::Messages
+        );
+        assert_eq!(
+            Endpoint::of("/v1/messages/count_tokens", None),
             Endpoint::CountTokens
         );
-        assert_eq!(Endpoint::of("/v1/messages/batches"), Endpoint::Unknown);
-        assert_eq!(Endpoint::of("/v1/completions"), Endpoint::Unknown);
-        assert_eq!(Endpoint::of("/v1/chat/completions/x"), Endpoint::Unknown);
+        assert_eq!(
+            Endpoint::of("/v1/messages/batches", None),
+            Endpoint::Unknown
+        );
+        assert_eq!(
+            Endpoint::of(
+                "/v1beta/models/gemini-2.0-flash:streamGenerateContent",
+                Some("alt=sse")
+            ),
+            Endpoint::Gemini {
+                model: "gemini-2.0-flash",
+                action: Action::Stream(Framing::Sse)
+            }
+        );
+        assert_eq!(Endpoint::of("/v1/completions", None), Endpoint::Unknown);
+        assert_eq!(
+            Endpoint::of("/v1/chat/completions/x", None),
+            Endpoint::Unknown
+        );
     }
 }
