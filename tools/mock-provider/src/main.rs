@@ -1,10 +1,14 @@
-//! `mock-provider`: a fast, deterministic fake LLM provider (OpenAI API) for the demo, the
-//! integration tests and the benchmark. See README.md.
+//! `mock-provider`: a fast, deterministic fake LLM provider (OpenAI, Azure OpenAI, Anthropic
+//! Messages, Gemini) for the demo, the integration tests and the benchmark. See README.md.
 
 mod admin;
+mod anthropic;
+mod gemini;
+mod json;
 mod openai;
 mod program;
 mod record;
+mod reply;
 mod service;
 
 #[cfg(test)]

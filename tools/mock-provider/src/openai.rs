@@ -7,6 +7,14 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::json;
+use crate::reply::{
+    count_words, Content, Finish, Output, TOOL_CALL_ARGUMENTS, TOOL_CALL_FRAGMENTS,
+};
+
+/// Id of the tool call in a programmed tool-call reply.
+pub const TOOL_CALL_ID: &str = "call_mock_1";
+
 /// The parts of a chat completions request the mock looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatRequest {
@@ -46,11 +54,29 @@ struct RawStreamOptions {
     include_usage: Option<bool>,
 }
 
-/// Parse a chat completions request body. The error is a message for the client.
-pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, String> {
+/// The deployment of an Azure OpenAI path, `…/openai/deployments/{deployment}/…`.
+pub fn azure_deployment(path: &str) -> Option<&str> {
+    const MARKER: &str = "/openai/deployments/";
+    let start = path.find(MARKER)? + MARKER.len();
+    let deployment = path[start..].split('/').next()?;
+    (!deployment.is_empty()).then_some(deployment)
+}
+
+/// The model: the Azure deployment when there is one (a `model` in the body is then
+/// ignored, as Azure does), else the body's required `model`.
+fn model_of(body_model: Option<Value>, deployment: Option<&str>) -> Result<String, String> {
+    match deployment {
+        Some(deployment) => Ok(deployment.to_owned()),
+        None => required_model(body_model),
+    }
+}
+
+/// Parse a chat completions request body; `deployment` is the Azure deployment of the path,
+/// if any. The error is a message for the client.
+pub fn parse_chat_request(body: &[u8], deployment: Option<&str>) -> Result<ChatRequest, String> {
     let raw: RawChatRequest =
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
-    let model = required_model(raw.model)?;
+    let model = model_of(raw.model, deployment)?;
     let prompt_tokens = raw
         .messages
         .as_deref()
@@ -96,34 +122,6 @@ fn message_words(content: Option<&Value>) -> u64 {
     }
 }
 
-fn count_words(s: &str) -> u64 {
-    s.split_whitespace().count() as u64
-}
-
-/// The content chunks of a reply. Each word after the first carries its leading space, so
-/// the joined chunks are the reply text.
-pub fn reply_words(name: &str, model: &str, chunks: Option<usize>) -> Vec<String> {
-    match chunks {
-        None => vec![
-            "Hello".to_owned(),
-            " from".to_owned(),
-            format!(" {name}!"),
-            " You".to_owned(),
-            " asked".to_owned(),
-            format!(" {model}."),
-        ],
-        Some(n) => (0..n)
-            .map(|i| {
-                if i == 0 {
-                    "w0".to_owned()
-                } else {
-                    format!(" w{i}")
-                }
-            })
-            .collect(),
-    }
-}
-
 /// Token usage as OpenAI reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Usage {
@@ -148,44 +146,46 @@ pub struct ChatReply {
     pub id: String,
     pub created: u64,
     pub model: String,
-    /// Content chunks actually produced (after any `max_tokens` cut).
-    pub words: Vec<String>,
-    pub finish_reason: &'static str,
+    /// The text chunks actually produced (after any `max_tokens` cut), or the tool call.
+    pub output: Output,
     /// `None` when the usage is to be omitted entirely.
     pub usage: Option<Usage>,
 }
 
 impl ChatReply {
-    /// Build the reply for a request: `words` is cut to the request's max tokens (one token
-    /// per chunk), in which case the finish reason is `length`.
+    /// The reply to `request` saying `output` (built with the request's max tokens).
     pub fn new(
         id: String,
         created: u64,
         request: &ChatRequest,
-        mut words: Vec<String>,
+        output: Output,
         omit_usage: bool,
     ) -> Self {
-        let mut finish_reason = "stop";
-        if let Some(max) = request.max_tokens {
-            let max = usize::try_from(max).unwrap_or(usize::MAX);
-            if words.len() > max {
-                words.truncate(max);
-                finish_reason = "length";
-            }
-        }
-        let usage = (!omit_usage).then(|| Usage::new(request.prompt_tokens, words.len() as u64));
+        let usage =
+            (!omit_usage).then(|| Usage::new(request.prompt_tokens, output.completion_tokens()));
         Self {
             id,
             created,
             model: request.model.clone(),
-            words,
-            finish_reason,
+            output,
             usage,
         }
     }
 
-    pub fn text(&self) -> String {
-        self.words.concat()
+    /// `stop`, `length` or `tool_calls`.
+    pub fn finish_reason(&self) -> &'static str {
+        match self.output.finish {
+            Finish::Stop => "stop",
+            Finish::MaxTokens => "length",
+            Finish::ToolCall => "tool_calls",
+        }
+    }
+
+    fn tool_name(&self) -> Option<&str> {
+        match &self.output.content {
+            Content::ToolCall(name) => Some(name),
+            Content::Text(_) => None,
+        }
     }
 }
 
@@ -211,12 +211,31 @@ struct CompletionChoice<'a> {
 #[derive(Serialize)]
 struct AssistantMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    /// `null` when the reply is a tool call.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCall<'a>; 1]>,
 }
 
-/// A non-streaming `chat.completion` object.
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    id: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'a> {
+    name: &'a str,
+    arguments: &'static str,
+}
+
+/// A non-streaming `chat.completion` object: the text as `message.content`, or a tool call
+/// as `message.tool_calls[0]` with `content: null`.
 pub fn completion_json(reply: &ChatReply) -> Bytes {
-    let text = reply.text();
+    let text = reply.output.text();
+    let tool_name = reply.tool_name();
     let body = Completion {
         id: &reply.id,
         object: "chat.completion",
@@ -226,14 +245,24 @@ pub fn completion_json(reply: &ChatReply) -> Bytes {
             index: 0,
             message: AssistantMessage {
                 role: "assistant",
-                content: &text,
+                content: tool_name.is_none().then_some(text.as_str()),
+                tool_calls: tool_name.map(|name| {
+                    [ToolCall {
+                        id: TOOL_CALL_ID,
+                        kind: "function",
+                        function: FunctionCall {
+                            name,
+                            arguments: TOOL_CALL_ARGUMENTS,
+                        },
+                    }]
+                }),
             },
-            finish_reason: reply.finish_reason,
+            finish_reason: reply.finish_reason(),
             logprobs: None,
         }],
         usage: reply.usage,
     };
-    to_bytes(&body)
+    json::to_bytes(&body)
 }
 
 #[derive(Serialize)]
@@ -256,12 +285,32 @@ struct ChunkChoice<'a> {
     logprobs: Option<()>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Delta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
+    /// Absent: no `content` key. `Some(None)`: `"content":null`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a str>,
+    content: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[DeltaToolCall<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct DeltaToolCall<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'static str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: DeltaFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct DeltaFunction<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
 }
 
 /// The terminating event of an OpenAI stream.
@@ -271,6 +320,10 @@ pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 /// the role chunk, one chunk per word, the finish chunk, then (only when the client asked for
 /// `include_usage` and usage is not omitted) the usage chunk with `"choices":[]`. When the
 /// usage chunk is sent, every other chunk carries `"usage":null`, as OpenAI does.
+///
+/// A tool call is streamed as OpenAI does: the role chunk also opens the call (`id`, `type`,
+/// `function.name`, empty `arguments`, `content: null`), then one chunk per argument
+/// fragment, then the finish chunk (`tool_calls`).
 pub fn stream_events(reply: &ChatReply, include_usage: bool) -> Vec<Bytes> {
     let usage = if include_usage { reply.usage } else { None };
     let null_usage = usage.map(|_| None);
@@ -284,23 +337,67 @@ pub fn stream_events(reply: &ChatReply, include_usage: bool) -> Vec<Bytes> {
             usage,
         })
     };
-    let choice = |role, content, finish_reason| ChunkChoice {
+    let choice = |delta, finish_reason| ChunkChoice {
         index: 0,
-        delta: Delta { role, content },
+        delta,
         finish_reason,
         logprobs: None,
     };
+    let arguments = |arguments| {
+        Some([DeltaToolCall {
+            index: 0,
+            id: None,
+            kind: None,
+            function: DeltaFunction {
+                name: None,
+                arguments,
+            },
+        }])
+    };
 
-    let mut events = Vec::with_capacity(reply.words.len() + 4);
-    events.push(chunk(
-        &[choice(Some("assistant"), Some(""), None)],
-        null_usage,
-    ));
-    for word in &reply.words {
-        events.push(chunk(&[choice(None, Some(word), None)], null_usage));
+    let mut events = Vec::with_capacity(8);
+    match &reply.output.content {
+        Content::Text(words) => {
+            let role = Delta {
+                role: Some("assistant"),
+                content: Some(Some("")),
+                ..Delta::default()
+            };
+            events.push(chunk(&[choice(role, None)], null_usage));
+            for word in words {
+                let delta = Delta {
+                    content: Some(Some(word)),
+                    ..Delta::default()
+                };
+                events.push(chunk(&[choice(delta, None)], null_usage));
+            }
+        }
+        Content::ToolCall(name) => {
+            let open = Delta {
+                role: Some("assistant"),
+                content: Some(None),
+                tool_calls: Some([DeltaToolCall {
+                    index: 0,
+                    id: Some(TOOL_CALL_ID),
+                    kind: Some("function"),
+                    function: DeltaFunction {
+                        name: Some(name),
+                        arguments: "",
+                    },
+                }]),
+            };
+            events.push(chunk(&[choice(open, None)], null_usage));
+            for fragment in TOOL_CALL_FRAGMENTS {
+                let delta = Delta {
+                    tool_calls: arguments(fragment),
+                    ..Delta::default()
+                };
+                events.push(chunk(&[choice(delta, None)], null_usage));
+            }
+        }
     }
     events.push(chunk(
-        &[choice(None, None, Some(reply.finish_reason))],
+        &[choice(Delta::default(), Some(reply.finish_reason()))],
         null_usage,
     ));
     if let Some(usage) = usage {
@@ -311,11 +408,7 @@ pub fn stream_events(reply: &ChatReply, include_usage: bool) -> Vec<Bytes> {
 }
 
 fn sse_event<T: Serialize>(value: &T) -> Bytes {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"data: ");
-    write_json(&mut out, value);
-    out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
+    json::framed(b"data: ", value, b"\n\n")
 }
 
 /// The error type OpenAI uses for a status.
@@ -347,7 +440,7 @@ struct ErrorBody<'a> {
 
 /// `{"error":{"message":...,"type":...,"param":null,"code":null}}`
 pub fn error_json(message: &str, kind: &str) -> Bytes {
-    to_bytes(&ErrorEnvelope {
+    json::to_bytes(&ErrorEnvelope {
         error: ErrorBody {
             message,
             kind,
@@ -373,10 +466,14 @@ struct RawEmbeddingsRequest {
 }
 
 /// Parse an embeddings request: `input` is a string or an array of strings.
-pub fn parse_embeddings_request(body: &[u8]) -> Result<EmbeddingsRequest, String> {
+/// `deployment` is the Azure deployment of the path, if any (it is then the model).
+pub fn parse_embeddings_request(
+    body: &[u8],
+    deployment: Option<&str>,
+) -> Result<EmbeddingsRequest, String> {
     let raw: RawEmbeddingsRequest =
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
-    let model = required_model(raw.model)?;
+    let model = model_of(raw.model, deployment)?;
     let inputs = match raw.input {
         Some(Value::String(s)) => vec![s],
         Some(Value::Array(items)) => items
@@ -449,7 +546,7 @@ struct EmbeddingsUsage {
 /// The embeddings response; `prompt_tokens` counts whitespace words over all inputs.
 pub fn embeddings_json(request: &EmbeddingsRequest, omit_usage: bool) -> Bytes {
     let tokens = request.inputs.iter().map(|s| count_words(s)).sum();
-    to_bytes(&EmbeddingsResponse {
+    json::to_bytes(&EmbeddingsResponse {
         object: "list",
         data: request
             .inputs
@@ -469,38 +566,29 @@ pub fn embeddings_json(request: &EmbeddingsRequest, omit_usage: bool) -> Bytes {
     })
 }
 
-fn to_bytes<T: Serialize>(value: &T) -> Bytes {
-    let mut out = Vec::with_capacity(256);
-    write_json(&mut out, value);
-    Bytes::from(out)
-}
-
-fn write_json<T: Serialize>(out: &mut Vec<u8>, value: &T) {
-    // Serializing these plain structs into a Vec cannot fail (no maps with non-string keys,
-    // no I/O errors); should it ever, an empty JSON value is still better than a panic.
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.extend_from_slice(b"null");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn request(body: Value) -> ChatRequest {
-        parse_chat_request(body.to_string().as_bytes()).unwrap()
+        parse_chat_request(body.to_string().as_bytes(), None).unwrap()
     }
 
     fn reply_for(req: &ChatRequest, chunks: Option<usize>, omit_usage: bool) -> ChatReply {
-        let words = reply_words("m1", &req.model, chunks);
+        let output = Output::new("m1", &req.model, chunks, None, req.max_tokens);
         ChatReply::new(
             "chatcmpl-m1-1".into(),
             1_700_000_000,
             req,
-            words,
+            output,
             omit_usage,
         )
+    }
+
+    fn tool_reply_for(req: &ChatRequest) -> ChatReply {
+        let output = Output::new("m1", &req.model, None, Some("get_weather"), req.max_tokens);
+        ChatReply::new("chatcmpl-m1-1".into(), 1_700_000_000, req, output, false)
     }
 
     fn event_json(event: &Bytes) -> Value {
@@ -543,24 +631,34 @@ mod tests {
 
     #[test]
     fn invalid_json_and_missing_model_are_rejected() {
-        assert!(parse_chat_request(b"{not json").is_err());
-        assert!(parse_chat_request(b"{\"messages\":[]}")
+        assert!(parse_chat_request(b"{not json", None).is_err());
+        assert!(parse_chat_request(b"{\"messages\":[]}", None)
             .unwrap_err()
             .contains("model"));
-        assert!(parse_chat_request(b"{\"model\":5}").is_err());
-        assert!(parse_chat_request(b"").is_err());
+        assert!(parse_chat_request(b"{\"model\":5}", None).is_err());
+        assert!(parse_chat_request(b"", None).is_err());
     }
 
     #[test]
-    fn default_reply_words_join_to_the_reply_text() {
-        let words = reply_words("m1", "gpt-x", None);
+    fn azure_deployment_is_the_model_and_the_body_model_is_ignored() {
+        let path = "/openai/deployments/gpt4o-prod/chat/completions";
+        let deployment = azure_deployment(path);
+        assert_eq!(deployment, Some("gpt4o-prod"));
         assert_eq!(
-            words,
-            ["Hello", " from", " m1!", " You", " asked", " gpt-x."]
+            azure_deployment("/x/openai/deployments/d1/embeddings"),
+            Some("d1")
         );
-        assert_eq!(words.concat(), "Hello from m1! You asked gpt-x.");
-        assert_eq!(reply_words("m1", "x", Some(3)), ["w0", " w1", " w2"]);
-        assert!(reply_words("m1", "x", Some(0)).is_empty());
+        assert_eq!(
+            azure_deployment("/openai/deployments//chat/completions"),
+            None
+        );
+        assert_eq!(azure_deployment("/v1/chat/completions"), None);
+        let req = parse_chat_request(br#"{"messages":[]}"#, deployment).unwrap();
+        assert_eq!(req.model, "gpt4o-prod");
+        let req = parse_chat_request(br#"{"model":"other"}"#, deployment).unwrap();
+        assert_eq!(req.model, "gpt4o-prod");
+        let req = parse_embeddings_request(br#"{"input":"a"}"#, Some("emb")).unwrap();
+        assert_eq!(req.model, "emb");
     }
 
     #[test]
@@ -600,8 +698,8 @@ mod tests {
     fn max_tokens_cuts_the_reply_with_finish_reason_length() {
         let req = request(json!({"model": "m", "max_tokens": 2}));
         let reply = reply_for(&req, None, false);
-        assert_eq!(reply.text(), "Hello from");
-        assert_eq!(reply.finish_reason, "length");
+        assert_eq!(reply.output.text(), "Hello from");
+        assert_eq!(reply.finish_reason(), "length");
         assert_eq!(reply.usage, Some(Usage::new(0, 2)));
     }
 
@@ -678,6 +776,66 @@ mod tests {
     }
 
     #[test]
+    fn tool_call_completion_has_the_openai_shape() {
+        let req = request(json!({"model": "gpt-x", "max_tokens": 1,
+            "messages": [{"role": "user", "content": "weather?"}]}));
+        let body: Value = serde_json::from_slice(&completion_json(&tool_reply_for(&req))).unwrap();
+        assert_eq!(
+            body["choices"],
+            json!([{
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": null,
+                    "tool_calls": [{
+                        "id": "call_mock_1",
+                        "type": "function",
+                        "function": {
+                            "name": "get_weather",
+                            "arguments": "{\"location\":\"Paris\",\"unit\":\"celsius\"}"
+                        }
+                    }]
+                },
+                "finish_reason": "tool_calls",
+                "logprobs": null
+            }])
+        );
+        assert_eq!(
+            body["usage"],
+            json!({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5})
+        );
+    }
+
+    #[test]
+    fn tool_call_streams_as_an_opening_chunk_then_three_argument_fragments() {
+        let req = request(json!({"model": "gpt-x", "stream": true}));
+        let events = stream_events(&tool_reply_for(&req), false);
+        // open + 3 fragments + finish + [DONE]
+        assert_eq!(events.len(), 6);
+        let delta = |i: usize| event_json(&events[i])["choices"][0]["delta"].clone();
+        assert_eq!(
+            delta(0),
+            json!({"role": "assistant", "content": null, "tool_calls": [{
+                "index": 0, "id": "call_mock_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": ""}}]})
+        );
+        let fragments: Vec<Value> = (1..4).map(delta).collect();
+        assert_eq!(
+            fragments,
+            [
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"location\":"}}]}),
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\",\"unit\":"}}]}),
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"celsius\"}"}}]}),
+            ]
+        );
+        assert_eq!(
+            event_json(&events[4])["choices"],
+            json!([{"index": 0, "delta": {}, "finish_reason": "tool_calls", "logprobs": null}])
+        );
+        assert_eq!(events[5].as_ref(), DONE_EVENT);
+    }
+
+    #[test]
     fn error_envelope_and_types() {
         let body: Value =
             serde_json::from_slice(&error_json("mock error 429", error_type(429))).unwrap();
@@ -695,7 +853,7 @@ mod tests {
 
     #[test]
     fn embeddings_are_deterministic_and_count_words() {
-        let req = parse_embeddings_request(br#"{"model":"e","input":["a b","c"]}"#).unwrap();
+        let req = parse_embeddings_request(br#"{"model":"e","input":["a b","c"]}"#, None).unwrap();
         let body: Value = serde_json::from_slice(&embeddings_json(&req, false)).unwrap();
         assert_eq!(body["object"], "list");
         assert_eq!(body["model"], "e");
@@ -712,9 +870,9 @@ mod tests {
         assert_eq!(embedding("a b"), embedding("a b"));
         assert_ne!(embedding("a b"), embedding("c"));
 
-        let single = parse_embeddings_request(br#"{"model":"e","input":"hello"}"#).unwrap();
+        let single = parse_embeddings_request(br#"{"model":"e","input":"hello"}"#, None).unwrap();
         assert_eq!(single.inputs, ["hello"]);
-        assert!(parse_embeddings_request(br#"{"model":"e","input":[1,2]}"#).is_err());
-        assert!(parse_embeddings_request(br#"{"input":"x"}"#).is_err());
+        assert!(parse_embeddings_request(br#"{"model":"e","input":[1,2]}"#, None).is_err());
+        assert!(parse_embeddings_request(br#"{"input":"x"}"#, None).is_err());
     }
 }

@@ -69,6 +69,8 @@ pub struct Behavior {
     pub cut_after: Option<usize>,
     pub error_format: ErrorFormat,
     pub usage: UsageMode,
+    /// Reply with one call of this tool instead of text.
+    pub tool_call: Option<String>,
 }
 
 /// What a rule matches on; every field present must match.
@@ -110,6 +112,8 @@ pub struct Rule {
     pub error_format: Option<ErrorFormat>,
     #[serde(default)]
     pub usage: Option<UsageMode>,
+    #[serde(default)]
+    pub tool_call: Option<String>,
     /// Apply to at most this many matching requests; `None` = forever.
     #[serde(default)]
     pub times: Option<u64>,
@@ -130,6 +134,9 @@ impl CompiledRule {
     fn compile(index: usize, rule: Rule) -> Result<Self, String> {
         if let Some(status) = rule.status {
             check_status(status).map_err(|e| format!("rules[{index}].status: {e}"))?;
+        }
+        if let Some(name) = &rule.tool_call {
+            check_tool_name(name).map_err(|e| format!("rules[{index}].toolCall: {e}"))?;
         }
         let matcher = rule.matcher.clone().unwrap_or_default();
         let match_headers = matcher
@@ -194,6 +201,7 @@ impl CompiledRule {
         b.cut_after = r.cut_after;
         b.error_format = r.error_format.unwrap_or_default();
         b.usage = r.usage.unwrap_or_default();
+        b.tool_call.clone_from(&r.tool_call);
     }
 }
 
@@ -202,6 +210,14 @@ fn check_status(status: u16) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("status {status} is not between 200 and 999"))
+    }
+}
+
+fn check_tool_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        Err("the tool name must not be empty".to_owned())
+    } else {
+        Ok(())
     }
 }
 
@@ -293,6 +309,7 @@ pub mod header {
     pub const CHUNK_INTERVAL_MS: &str = "x-mock-chunk-interval-ms";
     pub const CUT_AFTER: &str = "x-mock-cut-after";
     pub const USAGE: &str = "x-mock-usage";
+    pub const TOOL_CALL: &str = "x-mock-tool-call";
 }
 
 /// The behaviour for a request: the first matching rule (if any), then each `x-mock-*`
@@ -343,6 +360,11 @@ fn apply_headers(headers: &HeaderMap, b: &mut Behavior) -> Result<(), String> {
     if let Some(v) = text(headers, header::USAGE)? {
         b.usage = UsageMode::parse(v)
             .ok_or_else(|| format!("{}: expected omit or include, got {v:?}", header::USAGE))?;
+    }
+    if let Some(v) = text(headers, header::TOOL_CALL)? {
+        let name = v.trim();
+        check_tool_name(name).map_err(|e| format!("{}: {e}", header::TOOL_CALL))?;
+        b.tool_call = Some(name.to_owned());
     }
     Ok(())
 }
@@ -430,7 +452,7 @@ mod tests {
         let book = rules(
             r#"[{"match": null, "status": 500, "headers": null, "delayMs": null, "chunks": null,
                  "chunkIntervalMs": null, "cutAfter": null, "errorFormat": null, "usage": null,
-                 "times": null},
+                 "toolCall": null, "times": null},
                 {"match": {"header": null, "model": null}, "status": 501}]"#,
         );
         let b = resolve(&book, &HeaderMap::new(), PATH, None).unwrap();
@@ -487,7 +509,7 @@ mod tests {
         let book = rules(
             r#"[{"status": 429, "headers": {"retry-after": "2", "x-extra": "1"},
                  "delayMs": 5, "chunks": 3, "chunkIntervalMs": 7, "cutAfter": 2,
-                 "errorFormat": "html", "usage": "omit"}]"#,
+                 "errorFormat": "html", "usage": "omit", "toolCall": "get_weather"}]"#,
         );
         let b = resolve(&book, &HeaderMap::new(), PATH, None).unwrap();
         assert_eq!(b.status, Some(429));
@@ -497,6 +519,7 @@ mod tests {
         assert_eq!(b.cut_after, Some(2));
         assert_eq!(b.error_format, ErrorFormat::Html);
         assert_eq!(b.usage, UsageMode::Omit);
+        assert_eq!(b.tool_call.as_deref(), Some("get_weather"));
 
         let h = headers(&[
             ("x-mock-status", "503"),
@@ -507,6 +530,7 @@ mod tests {
             ("x-mock-cut-after", "4"),
             ("x-mock-error-format", "text"),
             ("x-mock-usage", "include"),
+            ("x-mock-tool-call", " lookup "),
         ]);
         let b = resolve(&book, &h, PATH, None).unwrap();
         assert_eq!(b.status, Some(503));
@@ -515,6 +539,7 @@ mod tests {
         assert_eq!(b.cut_after, Some(4));
         assert_eq!(b.error_format, ErrorFormat::Text);
         assert_eq!(b.usage, UsageMode::Include);
+        assert_eq!(b.tool_call.as_deref(), Some("lookup"));
         let retry: Vec<_> = b
             .headers
             .iter()
@@ -534,6 +559,7 @@ mod tests {
             ("x-mock-delay-ms", "-1"),
             ("x-mock-error-format", "xml"),
             ("x-mock-usage", "maybe"),
+            ("x-mock-tool-call", " "),
         ] {
             let err = resolve(&book, &headers(&[(name, value)]), PATH, None).unwrap_err();
             assert!(err.starts_with(name), "{err}");
@@ -550,5 +576,7 @@ mod tests {
         assert!(serde_json::from_str::<Vec<Rule>>(r#"[{"stauts": 429}]"#).is_err());
         let bad: Vec<Rule> = serde_json::from_str(r#"[{"status": 42}]"#).unwrap();
         assert!(book.add(bad).is_err());
+        let bad: Vec<Rule> = serde_json::from_str(r#"[{"toolCall": ""}]"#).unwrap();
+        assert!(book.add(bad).unwrap_err().contains("rules[0].toolCall"));
     }
 }

@@ -25,6 +25,8 @@ pub struct RecordedRequest {
     /// Lowercased name and value, in arrival order, repeated names kept apart.
     headers: Vec<(String, String)>,
     body: Bytes,
+    /// The model the mock took the request to be for, if any.
+    model: Option<String>,
 }
 
 impl RecordedRequest {
@@ -34,6 +36,7 @@ impl RecordedRequest {
         query: Option<&str>,
         headers: &HeaderMap,
         body: Bytes,
+        model: Option<&str>,
     ) -> Self {
         Self {
             method: method.clone(),
@@ -49,12 +52,14 @@ impl RecordedRequest {
                 })
                 .collect(),
             body,
+            model: model.map(str::to_owned),
         }
     }
 }
 
-/// `{"method","path","query","headers":{name: value},"body","json"}`; repeated headers are
-/// joined with ", ", the body is lossy UTF-8, `json` is the parsed body or null.
+/// `{"method","path","query","headers":{name: value},"body","json","model"}`; repeated
+/// headers are joined with ", ", the body is lossy UTF-8, `json` is the parsed body or null,
+/// `model` the model the mock answered for (from the body or the path) or null.
 impl Serialize for RecordedRequest {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut headers = serde_json::Map::new();
@@ -70,13 +75,14 @@ impl Serialize for RecordedRequest {
             }
         }
         let json = serde_json::from_slice::<Value>(&self.body).unwrap_or(Value::Null);
-        let mut map = serializer.serialize_map(Some(6))?;
+        let mut map = serializer.serialize_map(Some(7))?;
         map.serialize_entry("method", self.method.as_str())?;
         map.serialize_entry("path", &self.path)?;
         map.serialize_entry("query", &self.query)?;
         map.serialize_entry("headers", &headers)?;
         map.serialize_entry("body", &String::from_utf8_lossy(&self.body))?;
         map.serialize_entry("json", &json)?;
+        map.serialize_entry("model", &self.model)?;
         map.end()
     }
 }
@@ -149,6 +155,7 @@ mod tests {
             Some("x=1"),
             &headers,
             Bytes::from_static(body),
+            Some("m"),
         )
     }
 
@@ -164,7 +171,8 @@ mod tests {
                 "query": "x=1",
                 "headers": {"accept": "a/b, c/d", "authorization": "Bearer k"},
                 "body": "{\"model\":\"m\"}",
-                "json": {"model": "m"}
+                "json": {"model": "m"},
+                "model": "m"
             })
         );
         let value = serde_json::to_value(request("/x", b"not json \xff")).unwrap();

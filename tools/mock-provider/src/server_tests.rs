@@ -313,6 +313,7 @@ connection: close\r\ntransfer-encoding: chunked\r\n\r\n"
     assert_eq!(record[0]["headers"]["authorization"], "Bearer k1");
     assert_eq!(record[0]["headers"]["x-custom"], "a, b");
     assert_eq!(record[0]["json"]["model"], "deepseek-chat");
+    assert_eq!(record[0]["model"], "deepseek-chat");
     assert_eq!(record[1]["path"], "/api/v1/embeddings");
     assert_eq!(record[1]["query"], "x=1");
     assert_eq!(record[1]["body"], r#"{"model":"emb","input":"a b c"}"#);
@@ -441,4 +442,392 @@ async fn bad_requests_unknown_paths_and_delays() {
     // role, finish, [DONE]
     assert_eq!(omitted.chunks.len(), 3);
     assert!(!String::from_utf8_lossy(&omitted.body()).contains("usage"));
+}
+
+#[tokio::test]
+async fn azure_deployment_paths_are_served_and_recorded_with_their_query() {
+    let addr = start("az").await;
+    let chat = post(
+        addr,
+        "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21",
+        &[("api-key", "azk")],
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(chat.status, 200, "{chat:?}");
+    let body = chat.json();
+    assert_eq!(body["model"], "gpt4o-prod");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from az! You asked gpt4o-prod."
+    );
+    let embeddings = post(
+        addr,
+        "/openai/deployments/emb-small/embeddings?api-version=2024-10-21",
+        &[],
+        json!({"input": "a b"}),
+    )
+    .await;
+    assert_eq!(embeddings.status, 200, "{embeddings:?}");
+    assert_eq!(embeddings.json()["model"], "emb-small");
+
+    let record = get(addr, "/__mock/requests").await.json();
+    assert_eq!(
+        record[0]["path"],
+        "/openai/deployments/gpt4o-prod/chat/completions"
+    );
+    assert_eq!(record[0]["query"], "api-version=2024-10-21");
+    assert_eq!(record[0]["headers"]["api-key"], "azk");
+    assert_eq!(record[0]["model"], "gpt4o-prod");
+    assert_eq!(
+        record[1]["path"],
+        "/openai/deployments/emb-small/embeddings"
+    );
+    assert_eq!(record[1]["query"], "api-version=2024-10-21");
+    assert_eq!(record[1]["model"], "emb-small");
+}
+
+#[tokio::test]
+async fn a_rule_makes_the_openai_stream_a_tool_call() {
+    let addr = start("up1").await;
+    let added = post(
+        addr,
+        "/__mock/rules",
+        &[],
+        json!({"match": {"model": "tooly"}, "toolCall": "get_weather", "times": 1}),
+    )
+    .await;
+    assert_eq!(added.status, 200, "{added:?}");
+    let response = post(
+        addr,
+        "/v1/chat/completions",
+        &[],
+        json!({"model": "tooly", "stream": true, "stream_options": {"include_usage": true}}),
+    )
+    .await;
+    assert!(response.complete, "{response:?}");
+    // open, 3 argument fragments, finish, usage, [DONE]
+    assert_eq!(response.chunks.len(), 7, "{response:?}");
+    let call =
+        |i| event_json(response.chunk_str(i))["choices"][0]["delta"]["tool_calls"][0].clone();
+    assert_eq!(call(0)["id"], "call_mock_1");
+    assert_eq!(call(0)["function"]["name"], "get_weather");
+    let arguments: String = (0..4)
+        .map(|i| {
+            call(i)["function"]["arguments"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(arguments, r#"{"location":"Paris","unit":"celsius"}"#);
+    assert_eq!(
+        event_json(response.chunk_str(4))["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+    assert_eq!(
+        event_json(response.chunk_str(5))["usage"]["completion_tokens"],
+        3
+    );
+    // `times: 1` is used up: text again.
+    let text = post(addr, "/v1/chat/completions", &[], json!({"model": "tooly"})).await;
+    assert_eq!(
+        text.json()["choices"][0]["message"]["content"],
+        "Hello from up1! You asked tooly."
+    );
+}
+
+/// An Anthropic event: `event: NAME\ndata: JSON\n\n`, checked to be framed so, with the
+/// name equal to the data's `type`.
+fn anthropic_event(event: &str) -> (String, Value) {
+    let (head, rest) = event.split_once('\n').unwrap();
+    let name = head.strip_prefix("event: ").unwrap().to_owned();
+    let data = rest
+        .strip_prefix("data: ")
+        .unwrap()
+        .strip_suffix("\n\n")
+        .unwrap();
+    let data: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(data["type"], name.as_str());
+    (name, data)
+}
+
+#[tokio::test]
+async fn streams_anthropic_messages_one_event_per_chunk_in_anthropic_order() {
+    let addr = start("up1").await;
+    let response = post(
+        addr,
+        "/anthropic/v1/messages",
+        &[
+            ("x-api-key", "sk-ant-1"),
+            ("anthropic-version", "2023-06-01"),
+        ],
+        json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 64,
+            "stream": true,
+            "system": "be brief",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi there"}]}]
+        }),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert!(response.complete, "{response:?}");
+    let events: Vec<(String, Value)> = (0..response.chunks.len())
+        .map(|i| anthropic_event(response.chunk_str(i)))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    let mut expected = vec!["message_start", "content_block_start", "ping"];
+    expected.extend(["content_block_delta"; 6]);
+    expected.extend(["content_block_stop", "message_delta", "message_stop"]);
+    assert_eq!(names, expected);
+    let start = &events[0].1["message"];
+    assert_eq!(start["id"], "msg_mock_1");
+    assert_eq!(start["model"], "claude-sonnet-4-5");
+    // (2 + 1) for the message, (2 + 1) for the system prompt
+    assert_eq!(start["usage"]["input_tokens"], 6);
+    assert_eq!(start["usage"]["output_tokens"], 1);
+    let text: String = events[3..9]
+        .iter()
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(text, "Hello from up1! You asked claude-sonnet-4-5.");
+    assert_eq!(events[10].1["delta"]["stop_reason"], "end_turn");
+    assert_eq!(events[10].1["usage"], json!({"output_tokens": 6}));
+
+    let record = get(addr, "/__mock/requests").await.json();
+    assert_eq!(record[0]["path"], "/anthropic/v1/messages");
+    assert_eq!(record[0]["headers"]["x-api-key"], "sk-ant-1");
+    assert_eq!(record[0]["headers"]["anthropic-version"], "2023-06-01");
+    assert_eq!(record[0]["model"], "claude-sonnet-4-5");
+}
+
+#[tokio::test]
+async fn anthropic_errors_tool_calls_count_tokens_and_cuts() {
+    let addr = start("up1").await;
+    let chat = json!({"model": "claude-x", "max_tokens": 10,
+                      "messages": [{"role": "user", "content": "hi"}]});
+
+    let missing = post(
+        addr,
+        "/v1/messages",
+        &[],
+        json!({"model": "claude-x", "messages": []}),
+    )
+    .await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(
+        missing.json(),
+        json!({"type": "error", "error": {"type": "invalid_request_error",
+                                          "message": "max_tokens: Field required"}})
+    );
+
+    let overloaded = post(
+        addr,
+        "/v1/messages",
+        &[("x-mock-status", "529"), ("x-mock-retry-after", "3")],
+        chat.clone(),
+    )
+    .await;
+    assert_eq!(overloaded.status, 529);
+    assert_eq!(overloaded.header("retry-after"), Some("3"));
+    assert_eq!(
+        overloaded.json(),
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "mock error 529"}})
+    );
+
+    let bad_header = post(
+        addr,
+        "/v1/messages",
+        &[("x-mock-chunks", "x")],
+        chat.clone(),
+    )
+    .await;
+    assert_eq!(bad_header.status, 400);
+    assert_eq!(bad_header.json()["type"], "error");
+
+    let tool = post(
+        addr,
+        "/v1/messages",
+        &[("x-mock-tool-call", "get_weather")],
+        chat.clone(),
+    )
+    .await;
+    assert_eq!(tool.status, 200);
+    let body = tool.json();
+    assert_eq!(body["id"], "msg_mock_1");
+    assert_eq!(body["stop_reason"], "tool_use");
+    assert_eq!(
+        body["content"],
+        json!([{"type": "tool_use", "id": "toolu_mock_1", "name": "get_weather",
+                "input": {"location": "Paris", "unit": "celsius"}}])
+    );
+
+    let count = post(
+        addr,
+        "/v1/messages/count_tokens",
+        &[],
+        json!({"model": "claude-x", "messages": [{"role": "user", "content": "a b c"}]}),
+    )
+    .await;
+    assert_eq!(count.status, 200);
+    assert_eq!(count.json(), json!({"input_tokens": 4}));
+
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    let cut = post(
+        addr,
+        "/v1/messages",
+        &[("x-mock-cut-after", "100"), ("x-mock-chunks", "1")],
+        streamed,
+    )
+    .await;
+    assert!(!cut.complete, "{cut:?}");
+    // message_start, content_block_start, ping, 1 delta, content_block_stop, message_delta;
+    // message_stop withheld
+    assert_eq!(cut.chunks.len(), 6, "{cut:?}");
+    assert!(!String::from_utf8_lossy(&cut.body()).contains("message_stop"));
+}
+
+/// A Gemini SSE event: `data: JSON\r\n\r\n`.
+fn gemini_event(event: &str) -> Value {
+    let data = event
+        .strip_prefix("data: ")
+        .unwrap()
+        .strip_suffix("\r\n\r\n")
+        .unwrap();
+    serde_json::from_str(data).unwrap()
+}
+
+#[tokio::test]
+async fn streams_gemini_sse_one_crlf_framed_response_per_chunk() {
+    let addr = start("up1").await;
+    let response = post(
+        addr,
+        "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+        &[("x-goog-api-key", "gk-1")],
+        json!({
+            "systemInstruction": {"parts": [{"text": "be brief"}]},
+            "contents": [{"role": "user", "parts": [{"text": "hi there"}]}],
+            "generationConfig": {"temperature": 0}
+        }),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert!(response.complete, "{response:?}");
+    assert_eq!(response.chunks.len(), 6, "{response:?}");
+    let events: Vec<Value> = (0..6)
+        .map(|i| gemini_event(response.chunk_str(i)))
+        .collect();
+    let text: String = events
+        .iter()
+        .map(|e| {
+            e["candidates"][0]["content"]["parts"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(text, "Hello from up1! You asked gemini-2.0-flash.");
+    for event in &events[..5] {
+        assert!(event["candidates"][0].get("finishReason").is_none());
+        assert!(event.get("usageMetadata").is_none());
+        assert_eq!(event["candidates"][0]["content"]["role"], "model");
+        assert_eq!(event["responseId"], "mock-1");
+    }
+    assert_eq!(events[5]["candidates"][0]["finishReason"], "STOP");
+    // (2 + 1) for the user turn, (2 + 1) for the system instruction
+    assert_eq!(
+        events[5]["usageMetadata"],
+        json!({"promptTokenCount": 6, "candidatesTokenCount": 6, "totalTokenCount": 12})
+    );
+    assert_eq!(events[5]["modelVersion"], "gemini-2.0-flash");
+
+    let record = get(addr, "/__mock/requests").await.json();
+    assert_eq!(
+        record[0]["path"],
+        "/v1beta/models/gemini-2.0-flash:streamGenerateContent"
+    );
+    assert_eq!(record[0]["query"], "alt=sse");
+    assert_eq!(record[0]["headers"]["x-goog-api-key"], "gk-1");
+    assert_eq!(record[0]["model"], "gemini-2.0-flash");
+}
+
+#[tokio::test]
+async fn gemini_errors_tool_calls_json_array_streams_and_rules_on_the_path_model() {
+    let addr = start("up1").await;
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let generate = "/v1beta/models/gemini-pro:generateContent";
+
+    let missing = post(addr, generate, &[], json!({"contents": []})).await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(
+        missing.json(),
+        json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                         "message": "* GenerateContentRequest.contents: contents is not specified"}})
+    );
+
+    let added = post(
+        addr,
+        "/__mock/rules",
+        &[],
+        json!({"match": {"model": "gemini-pro"}, "status": 503, "times": 1}),
+    )
+    .await;
+    assert_eq!(added.status, 200);
+    let unavailable = post(addr, generate, &[], body.clone()).await;
+    assert_eq!(unavailable.status, 503);
+    assert_eq!(
+        unavailable.json(),
+        json!({"error": {"code": 503, "message": "mock error 503", "status": "UNAVAILABLE"}})
+    );
+
+    let tool = post(
+        addr,
+        generate,
+        &[("x-mock-tool-call", "get_weather")],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(tool.status, 200, "{tool:?}");
+    let tool = tool.json();
+    assert_eq!(
+        tool["candidates"][0]["content"]["parts"],
+        json!([{"functionCall": {"name": "get_weather",
+                                 "args": {"location": "Paris", "unit": "celsius"}}}])
+    );
+    assert_eq!(tool["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(tool["responseId"], "mock-1");
+
+    let array = post(
+        addr,
+        "/v1beta/models/gemini-pro:streamGenerateContent",
+        &[("x-mock-chunks", "2")],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(array.status, 200);
+    assert_eq!(array.header("content-type"), Some("application/json"));
+    assert_eq!(array.chunks.len(), 3, "{array:?}");
+    let responses = array.json();
+    assert_eq!(responses.as_array().unwrap().len(), 2);
+    assert_eq!(responses[1]["candidates"][0]["finishReason"], "STOP");
+
+    let cut = post(
+        addr,
+        "/v1beta/models/gemini-pro:streamGenerateContent?alt=sse",
+        &[("x-mock-cut-after", "100")],
+        body,
+    )
+    .await;
+    assert!(!cut.complete, "{cut:?}");
+    // 6 words; the last response (finishReason, usage) withheld
+    assert_eq!(cut.chunks.len(), 5, "{cut:?}");
+    assert!(!String::from_utf8_lossy(&cut.body()).contains("finishReason"));
+
+    let get_method = get(addr, generate).await;
+    assert_eq!(get_method.status, 405);
+    assert_eq!(get_method.json()["error"]["status"], "UNKNOWN");
 }

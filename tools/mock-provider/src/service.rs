@@ -1,5 +1,6 @@
 //! Request dispatch: admin calls to `admin.rs`, everything else is a provider request that
-//! is recorded, programmed (`program.rs`) and answered (`openai.rs`).
+//! is recorded, programmed (`program.rs`) and answered in its protocol (`openai.rs`,
+//! `anthropic.rs`, `gemini.rs`).
 
 use std::convert::Infallible;
 use std::io;
@@ -16,9 +17,12 @@ use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONT
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
+use crate::anthropic::{self, MessageReply};
+use crate::gemini::{self, Action, Framing, GenerateReply};
 use crate::openai::{self, ChatReply};
 use crate::program::{self, Behavior, ErrorFormat, UsageMode};
 use crate::record::{RecordedRequest, RequestLog};
+use crate::reply::Output;
 use crate::{admin, program::RuleBook};
 
 /// Largest request body accepted.
@@ -33,6 +37,8 @@ pub struct State {
     pub name: String,
     name_header: HeaderValue,
     completions: AtomicU64,
+    messages: AtomicU64,
+    generations: AtomicU64,
     pub requests: RequestLog,
     pub rules: RuleBook,
 }
@@ -45,6 +51,8 @@ impl State {
             name: name.to_owned(),
             name_header,
             completions: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
+            generations: AtomicU64::new(0),
             requests: RequestLog::default(),
             rules: RuleBook::default(),
         })
@@ -53,6 +61,16 @@ impl State {
     fn next_completion_id(&self) -> String {
         let n = self.completions.fetch_add(1, Ordering::Relaxed) + 1;
         format!("chatcmpl-{}-{n}", self.name)
+    }
+
+    fn next_message_id(&self) -> String {
+        let n = self.messages.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("msg_mock_{n}")
+    }
+
+    fn next_response_id(&self) -> String {
+        let n = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("mock-{n}")
     }
 }
 
@@ -75,18 +93,85 @@ pub async fn handle(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Chat,
-    Embeddings,
+enum Endpoint<'a> {
+    /// OpenAI chat completions; `deployment` is set on an Azure OpenAI deployment path.
+    Chat {
+        deployment: Option<&'a str>,
+    },
+    Embeddings {
+        deployment: Option<&'a str>,
+    },
+    /// Anthropic Messages.
+    Messages,
+    /// Anthropic token counting.
+    CountTokens,
+    /// Gemini `generateContent` or `streamGenerateContent`, for the model in the path.
+    Gemini {
+        model: &'a str,
+        action: Action,
+    },
     Unknown,
 }
 
-impl Endpoint {
-    fn of(path: &str) -> Self {
+/// Whose error envelope a provider endpoint answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Protocol {
+    /// The JSON error body for `status`, in this protocol's shape.
+    fn error_json(self, status: u16, message: &str) -> Bytes {
+        match self {
+            Self::OpenAi => openai::error_json(message, openai::error_type(status)),
+            Self::Anthropic => anthropic::error_json(message, anthropic::error_type(status)),
+            Self::Gemini => gemini::error_json(status, message),
+        }
+    }
+
+    /// A JSON error response in this protocol's shape.
+    fn error(self, status: StatusCode, message: &str) -> Response<ResponseBody> {
+        let body = self.error_json(status.as_u16(), message);
+        full(status, "application/json", body)
+    }
+}
+
+impl<'a> Endpoint<'a> {
+    /// The model named by the path itself (an Azure deployment, a Gemini model).
+    fn path_model(self) -> Option<&'a str> {
+        match self {
+            Self::Chat { deployment } | Self::Embeddings { deployment } => deployment,
+            Self::Gemini { model, .. } => Some(model),
+            Self::Messages | Self::CountTokens | Self::Unknown => None,
+        }
+    }
+
+    /// Unknown paths answer in OpenAI's shape, for want of a better one.
+    fn protocol(self) -> Protocol {
+        match self {
+            Self::Chat { .. } | Self::Embeddings { .. } | Self::Unknown => Protocol::OpenAi,
+            Self::Messages | Self::CountTokens => Protocol::Anthropic,
+            Self::Gemini { .. } => Protocol::Gemini,
+        }
+    }
+
+    fn of(path: &'a str, query: Option<&str>) -> Self {
         if path.ends_with("/chat/completions") {
-            Self::Chat
+            Self::Chat {
+                deployment: openai::azure_deployment(path),
+            }
         } else if path.ends_with("/embeddings") {
-            Self::Embeddings
+            Self::Embeddings {
+                deployment: openai::azure_deployment(path),
+            }
+        } else if path.ends_with("/messages/count_tokens") {
+            Self::CountTokens
+        } else if path.ends_with("/messages") {
+            Self::Messages
+        } else if let Some((model, action)) = gemini::route(path, query) {
+            Self::Gemini { model, action }
         } else {
             Self::Unknown
         }
@@ -96,6 +181,9 @@ impl Endpoint {
 enum Parsed {
     Chat(Result<openai::ChatRequest, String>),
     Embeddings(Result<openai::EmbeddingsRequest, String>),
+    Messages(Result<anthropic::MessagesRequest, String>),
+    CountTokens(Result<anthropic::CountTokensRequest, String>),
+    Gemini(Result<gemini::GenerateRequest, String>, Action),
     None,
 }
 
@@ -104,6 +192,9 @@ impl Parsed {
         match self {
             Self::Chat(Ok(r)) => Some(&r.model),
             Self::Embeddings(Ok(r)) => Some(&r.model),
+            Self::Messages(Ok(r)) => Some(&r.model),
+            Self::CountTokens(Ok(r)) => Some(&r.model),
+            Self::Gemini(Ok(r), _) => Some(&r.model),
             _ => None,
         }
     }
@@ -116,25 +207,34 @@ async fn provider(state: &State, req: Request<Incoming>) -> Response<ResponseBod
         Err(response) => return response,
     };
     let path = parts.uri.path();
+    let endpoint = Endpoint::of(path, parts.uri.query());
+    let parsed = match endpoint {
+        _ if parts.method != Method::POST => Parsed::None,
+        Endpoint::Chat { deployment } => {
+            Parsed::Chat(openai::parse_chat_request(&body, deployment))
+        }
+        Endpoint::Embeddings { deployment } => {
+            Parsed::Embeddings(openai::parse_embeddings_request(&body, deployment))
+        }
+        Endpoint::Messages => Parsed::Messages(anthropic::parse_messages_request(&body)),
+        Endpoint::CountTokens => Parsed::CountTokens(anthropic::parse_count_tokens_request(&body)),
+        Endpoint::Gemini { model, action } => {
+            Parsed::Gemini(gemini::parse_request(&body, model), action)
+        }
+        Endpoint::Unknown => Parsed::None,
+    };
     state.requests.push(RecordedRequest::new(
         &parts.method,
         path,
         parts.uri.query(),
         &parts.headers,
-        body.clone(),
+        body,
+        parsed.model().or(endpoint.path_model()),
     ));
-
-    let endpoint = Endpoint::of(path);
-    let parsed = match endpoint {
-        _ if parts.method != Method::POST => Parsed::None,
-        Endpoint::Chat => Parsed::Chat(openai::parse_chat_request(&body)),
-        Endpoint::Embeddings => Parsed::Embeddings(openai::parse_embeddings_request(&body)),
-        Endpoint::Unknown => Parsed::None,
-    };
     let behavior = match program::resolve(&state.rules, &parts.headers, path, parsed.model()) {
         Ok(behavior) => behavior,
         Err(message) => {
-            return json_error(
+            return endpoint.protocol().error(
                 StatusCode::BAD_REQUEST,
                 &format!("mock-provider: {message}"),
             )
@@ -155,13 +255,14 @@ async fn provider(state: &State, req: Request<Incoming>) -> Response<ResponseBod
 fn answer(
     state: &State,
     behavior: &Behavior,
-    endpoint: Endpoint,
+    endpoint: Endpoint<'_>,
     method: &Method,
     path: &str,
     parsed: Parsed,
 ) -> Response<ResponseBody> {
+    let protocol = endpoint.protocol();
     if let Some(status) = behavior.status.filter(|s| *s >= 400) {
-        let (content_type, body) = error_body(state, status, behavior.error_format);
+        let (content_type, body) = error_body(state, protocol, status, behavior.error_format);
         return full_or_cut(status_code(status), content_type, body, behavior.cut_after);
     }
     if endpoint == Endpoint::Unknown {
@@ -171,7 +272,7 @@ fn answer(
         );
     }
     if method != Method::POST {
-        return json_error(
+        return protocol.error(
             StatusCode::METHOD_NOT_ALLOWED,
             &format!(
                 "mock-provider {}: {path} accepts POST only, got {method}",
@@ -183,17 +284,17 @@ fn answer(
     let omit_usage = behavior.usage == UsageMode::Omit;
     match parsed {
         Parsed::Chat(Ok(request)) => {
-            let words = openai::reply_words(&state.name, &request.model, behavior.chunks);
+            let output = output(state, behavior, &request.model, request.max_tokens);
             let reply = ChatReply::new(
                 state.next_completion_id(),
                 unix_now(),
                 &request,
-                words,
+                output,
                 omit_usage,
             );
             if request.stream {
                 let events = openai::stream_events(&reply, request.include_usage);
-                stream(status, events, behavior)
+                stream(status, SSE, events, behavior)
             } else {
                 let body = openai::completion_json(&reply);
                 full_or_cut(status, "application/json", body, behavior.cut_after)
@@ -203,9 +304,55 @@ fn answer(
             let body = openai::embeddings_json(&request, omit_usage);
             full_or_cut(status, "application/json", body, behavior.cut_after)
         }
-        Parsed::Chat(Err(message)) | Parsed::Embeddings(Err(message)) => {
-            json_error(StatusCode::BAD_REQUEST, &message)
+        Parsed::Messages(Ok(request)) => {
+            let output = output(state, behavior, &request.model, Some(request.max_tokens));
+            let reply = MessageReply {
+                id: state.next_message_id(),
+                model: request.model,
+                output,
+                input_tokens: request.input_tokens,
+                omit_usage,
+            };
+            if request.stream {
+                stream(status, SSE, anthropic::stream_events(&reply), behavior)
+            } else {
+                let body = anthropic::message_json(&reply);
+                full_or_cut(status, "application/json", body, behavior.cut_after)
+            }
         }
+        Parsed::CountTokens(Ok(request)) => {
+            let body = anthropic::count_tokens_json(request.input_tokens);
+            full_or_cut(status, "application/json", body, behavior.cut_after)
+        }
+        Parsed::Gemini(Ok(request), action) => {
+            let output = output(state, behavior, &request.model, request.max_output_tokens);
+            let reply = GenerateReply {
+                response_id: state.next_response_id(),
+                model: request.model,
+                output,
+                prompt_tokens: request.prompt_tokens,
+                omit_usage,
+            };
+            match action {
+                Action::Generate => {
+                    let body = gemini::response_json(&reply);
+                    full_or_cut(status, "application/json", body, behavior.cut_after)
+                }
+                Action::Stream(framing) => {
+                    let content_type = match framing {
+                        Framing::Sse => SSE,
+                        Framing::JsonArray => "application/json",
+                    };
+                    let events = gemini::stream_events(&reply, framing);
+                    stream(status, content_type, events, behavior)
+                }
+            }
+        }
+        Parsed::Chat(Err(message))
+        | Parsed::Embeddings(Err(message))
+        | Parsed::Messages(Err(message))
+        | Parsed::CountTokens(Err(message))
+        | Parsed::Gemini(Err(message), _) => protocol.error(StatusCode::BAD_REQUEST, &message),
         Parsed::None => json_error(
             StatusCode::NOT_FOUND,
             &format!("mock-provider {}: no route for {path}", state.name),
@@ -213,19 +360,32 @@ fn answer(
     }
 }
 
+/// What the reply to a request for `model` says, as programmed.
+fn output(state: &State, behavior: &Behavior, model: &str, max_tokens: Option<u64>) -> Output {
+    Output::new(
+        &state.name,
+        model,
+        behavior.chunks,
+        behavior.tool_call.as_deref(),
+        max_tokens,
+    )
+}
+
 /// `status` was checked to be in 200..=999 when the behaviour was resolved.
 fn status_code(status: u16) -> StatusCode {
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// The body of a programmed error, in the programmed format.
-fn error_body(state: &State, status: u16, format: ErrorFormat) -> (&'static str, Bytes) {
+/// The body of a programmed error, in the programmed format (JSON: the protocol's envelope).
+fn error_body(
+    state: &State,
+    protocol: Protocol,
+    status: u16,
+    format: ErrorFormat,
+) -> (&'static str, Bytes) {
     let message = format!("mock error {status}");
     match format {
-        ErrorFormat::Json => (
-            "application/json",
-            openai::error_json(&message, openai::error_type(status)),
-        ),
+        ErrorFormat::Json => ("application/json", protocol.error_json(status, &message)),
         ErrorFormat::Html => {
             let reason = status_code(status).canonical_reason().unwrap_or("Error");
             let name = html_escape(&state.name);
@@ -298,12 +458,20 @@ fn cut_error() -> io::Error {
     io::Error::other("mock-provider: response cut on purpose (x-mock-cut-after)")
 }
 
-/// A server-sent-events response: a spawned task writes each event as its own body frame,
-/// waiting the programmed interval between events, and aborts the connection instead of
-/// ending the stream when a cut is programmed.
-fn stream(status: StatusCode, events: Vec<Bytes>, behavior: &Behavior) -> Response<ResponseBody> {
+const SSE: &str = "text/event-stream";
+
+/// A streamed response: a spawned task writes each event as its own body frame, waiting the
+/// programmed interval between events, and aborts the connection instead of ending the
+/// stream when a cut is programmed.
+fn stream(
+    status: StatusCode,
+    content_type: &'static str,
+    events: Vec<Bytes>,
+    behavior: &Behavior,
+) -> Response<ResponseBody> {
     let interval = Duration::from_millis(behavior.chunk_interval_ms);
-    // A cut always happens before `[DONE]`, whatever the count.
+    // A cut always withholds the last event (`[DONE]`, `message_stop`, …), whatever the
+    // count, so the client never sees a clean end.
     let (count, cut) = match behavior.cut_after {
         Some(n) => (n.min(events.len().saturating_sub(1)), true),
         None => (events.len(), false),
@@ -328,7 +496,7 @@ fn stream(status: StatusCode, events: Vec<Bytes>, behavior: &Behavior) -> Respon
     let mut response = Response::new(body.boxed());
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
@@ -417,14 +585,56 @@ mod tests {
 
     #[test]
     fn endpoints_match_on_the_path_suffix() {
-        assert_eq!(Endpoint::of("/v1/chat/completions"), Endpoint::Chat);
+        let chat = Endpoint::Chat { deployment: None };
+        assert_eq!(Endpoint::of("/v1/chat/completions", None), chat);
         assert_eq!(
-            Endpoint::of("/compatible-mode/v1/chat/completions"),
-            Endpoint::Chat
+            Endpoint::of("/compatible-mode/v1/chat/completions", None),
+            chat
         );
-        assert_eq!(Endpoint::of("/chat/completions"), Endpoint::Chat);
-        assert_eq!(Endpoint::of("/api/v1/embeddings"), Endpoint::Embeddings);
-        assert_eq!(Endpoint::of("/v1/completions"), Endpoint::Unknown);
-        assert_eq!(Endpoint::of("/v1/chat/completions/x"), Endpoint::Unknown);
+        assert_eq!(Endpoint::of("/chat/completions", None), chat);
+        assert_eq!(
+            Endpoint::of("/api/v1/embeddings", None),
+            Endpoint::Embeddings { deployment: None }
+        );
+        assert_eq!(
+            Endpoint::of("/openai/deployments/d1/chat/completions", None),
+            Endpoint::Chat {
+                deployment: Some("d1")
+            }
+        );
+        assert_eq!(
+            Endpoint::of("/openai/deployments/e1/embeddings", None),
+            Endpoint::Embeddings {
+                deployment: Some("e1")
+            }
+        );
+        assert_eq!(Endpoint::of("/v1/messages", None), Endpoint::Messages);
+        assert_eq!(
+            Endpoint::of("/anthropic/v1/messages", None),
+            Endpoint::Messages
+        );
+        assert_eq!(
+            Endpoint::of("/v1/messages/count_tokens", None),
+            Endpoint::CountTokens
+        );
+        assert_eq!(
+            Endpoint::of("/v1/messages/batches", None),
+            Endpoint::Unknown
+        );
+        assert_eq!(
+            Endpoint::of(
+                "/v1beta/models/gemini-2.0-flash:streamGenerateContent",
+                Some("alt=sse")
+            ),
+            Endpoint::Gemini {
+                model: "gemini-2.0-flash",
+                action: Action::Stream(Framing::Sse)
+            }
+        );
+        assert_eq!(Endpoint::of("/v1/completions", None), Endpoint::Unknown);
+        assert_eq!(
+            Endpoint::of("/v1/chat/completions/x", None),
+            Endpoint::Unknown
+        );
     }
 }
