@@ -868,3 +868,47 @@ fn tolerates_error_bodies_that_are_not_anthropic_json() {
     let e = openai_anthropic::error(500, &[0xff, 0xfe, b'a']);
     assert!(e.message.is_some());
 }
+
+#[test]
+fn never_panics_on_truncated_or_corrupted_input() {
+    let requests = [
+        fixture!("req_tools_multi_turn.openai.json"),
+        fixture!("req_images.openai.json"),
+        fixture!("req_reasoning.openai.json"),
+    ];
+    let responses = [
+        fixture!("resp_tool_use.anthropic.json"),
+        fixture!("resp_thinking.anthropic.json"),
+    ];
+    for text in requests {
+        let bytes = text.as_bytes();
+        for i in 0..bytes.len() {
+            let _ = openai_anthropic::request(&bytes[..i], &REQ_CTX);
+            let mut flipped = bytes.to_vec();
+            flipped[i] ^= 0x20;
+            let _ = openai_anthropic::request(&flipped, &REQ_CTX);
+        }
+    }
+    for text in responses {
+        let bytes = text.as_bytes();
+        for i in 0..bytes.len() {
+            let _ = openai_anthropic::response(&bytes[..i], &RESP_CTX);
+            let _ = openai_anthropic::error(500, &bytes[..i]);
+            let mut flipped = bytes.to_vec();
+            flipped[i] ^= 0x20;
+            let _ = openai_anthropic::response(&flipped, &RESP_CTX);
+        }
+    }
+    let stream = fixture!("stream_tool_calls.anthropic.sse").as_bytes();
+    for i in 0..stream.len() {
+        let mut flipped = stream.to_vec();
+        flipped[i] ^= 0x20;
+        let (out, _) = run_stream(&[&flipped]);
+        // Whatever happened, the client stream ends with [DONE] or an error event.
+        let last = events(&out).pop().unwrap();
+        assert!(
+            last == json!("[DONE]") || last.get("error").is_some(),
+            "byte {i}: {last}"
+        );
+    }
+}
