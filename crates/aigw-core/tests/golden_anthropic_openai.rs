@@ -839,3 +839,126 @@ fn words_context_length_errors_as_anthropic_does() {
         json!("prompt is too long: This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.")
     );
 }
+
+// ---------------------------------------------------------------------------
+// Robustness
+// ---------------------------------------------------------------------------
+
+const REQUEST_FIXTURES: [&str; 11] = [
+    fixture!("request_plain_text.anthropic.json"),
+    fixture!("request_claude_code.anthropic.json"),
+    fixture!("request_system_string_multi_turn.anthropic.json"),
+    fixture!("request_sampling_parameters.anthropic.json"),
+    fixture!("request_unknown_fields.anthropic.json"),
+    fixture!("request_images.anthropic.json"),
+    fixture!("request_tool_choice_named.anthropic.json"),
+    fixture!("request_tool_choice_any.anthropic.json"),
+    fixture!("request_tool_choice_none.anthropic.json"),
+    fixture!("request_documents.anthropic.json"),
+    fixture!("request_structured_output.anthropic.json"),
+];
+
+const RESPONSE_FIXTURES: [&str; 11] = [
+    fixture!("response_text.openai.json"),
+    fixture!("response_parallel_tool_calls.openai.json"),
+    fixture!("response_length.openai.json"),
+    fixture!("response_content_filter.openai.json"),
+    fixture!("response_refusal.openai.json"),
+    fixture!("response_vllm_stop_sequence.openai.json"),
+    fixture!("response_deepseek_reasoning_and_cache.openai.json"),
+    fixture!("response_deepseek_cache_hit.openai.json"),
+    fixture!("response_tool_calls_stop_without_usage.openai.json"),
+    fixture!("response_malformed_arguments.openai.json"),
+    fixture!("response_legacy_function_call.openai.json"),
+];
+
+const STREAM_FIXTURES: [&str; 15] = [
+    fixture!("stream_text.openai.sse"),
+    fixture!("stream_tool_calls.openai.sse"),
+    fixture!("stream_interleaved_tool_calls.openai.sse"),
+    fixture!("stream_ollama_tool_calls.openai.sse"),
+    fixture!("stream_tool_name_late.openai.sse"),
+    fixture!("stream_length.openai.sse"),
+    fixture!("stream_content_filter.openai.sse"),
+    fixture!("stream_vllm_stop_sequence.openai.sse"),
+    fixture!("stream_deepseek_reasoning.openai.sse"),
+    fixture!("stream_keepalive_crlf_usage_twice.openai.sse"),
+    fixture!("stream_finish_without_done.openai.sse"),
+    fixture!("stream_cut_mid_text.openai.sse"),
+    fixture!("stream_cut_mid_tool_call.openai.sse"),
+    fixture!("stream_provider_error.openai.sse"),
+    fixture!("stream_vllm_error.openai.sse"),
+];
+
+#[test]
+fn truncated_requests_and_responses_are_errors_never_panics() {
+    for body in REQUEST_FIXTURES {
+        let bytes = body.as_bytes();
+        for i in 0..bytes.len() {
+            if let Err(e) = request(&bytes[..i], &REQUEST_CTX) {
+                assert_eq!(e.status, 400);
+            }
+        }
+    }
+    for body in RESPONSE_FIXTURES {
+        let bytes = body.as_bytes();
+        for i in 0..bytes.len() {
+            if let Err(e) = response(&bytes[..i], &RESPONSE_CTX) {
+                assert_eq!(e.status, 502);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_prefix_of_a_stream_ends_with_message_stop_or_an_error() {
+    for sse in STREAM_FIXTURES {
+        let bytes = sse.as_bytes();
+        for i in 0..=bytes.len() {
+            let (out, _) = run_stream(&[&bytes[..i]]);
+            let evs = events(&out);
+            let last = evs.last().map(|(n, _)| n.as_str());
+            assert!(
+                matches!(last, Some("message_stop" | "error")),
+                "prefix of {i} bytes ends with {last:?}"
+            );
+            // Exactly one terminal event, and nothing after it.
+            let terminals = evs
+                .iter()
+                .filter(|(n, _)| n == "message_stop" || n == "error")
+                .count();
+            assert_eq!(terminals, 1, "prefix of {i} bytes");
+        }
+    }
+}
+
+#[test]
+fn garbage_and_foreign_events_in_a_stream_are_ignored() {
+    let input = "event: whatever\ndata: not json\n\ndata: {\"choices\":\"nope\"}\n\ndata: 42\n\n\n\ndata: {\"id\":\"x\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"other choice\"}},{\"index\":0,\"delta\":{\"content\":\"ok\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    let (out, _) = run_stream(&[input.as_bytes()]);
+    let evs = events(&out);
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(evs[2].1["delta"]["text"], json!("ok"));
+    assert_eq!(evs[0].1["message"]["id"], json!("msg_x"));
+}
+
+#[test]
+fn an_empty_user_turn_stays_a_user_message() {
+    let body = br#"{"max_tokens":5,"messages":[{"role":"user","content":[]},{"role":"assistant","content":"a"},{"role":"user","content":"b"}]}"#;
+    let out = json(&request(body, &REQUEST_CTX).unwrap());
+    assert_eq!(
+        out["messages"],
+        json!([{"role": "user", "content": ""}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}])
+    );
+}

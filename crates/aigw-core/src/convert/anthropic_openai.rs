@@ -612,8 +612,8 @@ fn user_turn(raw: &RawValue, at: &str, out: &mut Vec<ChatMessage>) -> Result<(),
             }
         }
     }
-    if moved.is_empty() && !had_user_blocks {
-        return Ok(());
+    if moved.is_empty() && !had_user_blocks && !blocks.is_empty() {
+        return Ok(()); // Only tool results: the tool messages are the turn.
     }
     moved.append(&mut own);
     out.push(ChatMessage::User {
@@ -1765,7 +1765,7 @@ impl Stream {
 
     fn open_text(&mut self, out: &mut Vec<u8>) -> u32 {
         let index = self.next_index;
-        self.next_index += 1;
+        self.next_index = self.next_index.saturating_add(1);
         write_event(
             out,
             &Out::ContentBlockStart {
@@ -1782,7 +1782,7 @@ impl Stream {
             return;
         };
         let index = self.next_index;
-        self.next_index += 1;
+        self.next_index = self.next_index.saturating_add(1);
         write_event(
             out,
             &Out::ContentBlockStart {
