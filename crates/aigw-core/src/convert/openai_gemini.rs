@@ -1950,7 +1950,11 @@ pub fn error(status: u16, body: &[u8]) -> ProviderError {
     }
 }
 
+/// A short plain-text body (not JSON, not HTML) as an error message.
 fn plain_text(body: &[u8]) -> Option<String> {
+    if serde_json::from_slice::<IgnoredAny>(body).is_ok() {
+        return None;
+    }
     let text = std::str::from_utf8(body).ok()?.trim();
     let usable = !text.is_empty()
         && text.len() <= 512
