@@ -364,9 +364,10 @@ fn maps_every_tool_choice_mode() {
         json!([{"functionDeclarations":[{"name":"a"}]}])
     );
     // Without tools, `none` and `auto` say nothing.
-    let none =
-        convert_request(r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":"none"}"#)
-            .unwrap();
+    let none = convert_request(
+        r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":"none","functions":[],"function_call":"none"}"#,
+    )
+    .unwrap();
     assert_eq!(none.get("toolConfig"), None);
     assert_eq!(none.get("tools"), None);
 }
@@ -589,6 +590,104 @@ fn rejects_what_gemini_cannot_honour_with_a_400_naming_the_field() {
         assert_eq!((e.status, e.kind), (400, "invalid_request_error"), "{body}");
         assert_eq!(e.code, code, "{body}: {}", e.message);
         assert_eq!(e.param, param, "{body}: {}", e.message);
+    }
+}
+
+#[test]
+fn leaves_out_empty_stop_strings_and_empty_parameter_schemas() {
+    let out = convert_request(
+        &json!({"messages":[{"role":"user","content":"x"}],"stop":["", "END"],
+            "tools":[{"type":"function","function":{"name":"f","parameters":{}}}]})
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(out["generationConfig"], json!({"stopSequences":["END"]}));
+    assert_eq!(
+        out["tools"],
+        json!([{"functionDeclarations":[{"name":"f"}]}])
+    );
+    let out =
+        convert_request(&json!({"messages":[{"role":"user","content":"x"}],"stop":""}).to_string())
+            .unwrap();
+    assert_eq!(out.get("generationConfig"), None);
+}
+
+#[test]
+fn rejects_content_parts_without_their_data() {
+    for content in [
+        json!([{"type":"text"}]),
+        json!([{"type":"image_url"}]),
+        json!([{"type":"input_audio"}]),
+        json!([{"type":"file","file":{}}]),
+    ] {
+        let e = rejection(json!({"messages":[{"role":"user","content":content}]}));
+        assert_eq!(
+            (e.status, e.code),
+            (400, "missing_required_parameter"),
+            "{content}"
+        );
+    }
+    let e = rejection(json!({"messages":[{"role":"system","content":[{"type":"text"}]}]}));
+    assert_eq!(e.code, "missing_required_parameter");
+}
+
+#[test]
+fn reads_urls_with_multibyte_characters_anywhere() {
+    for url in [
+        "dataé:x",
+        "httpé://x.png",
+        "https://é.example/ü.png",
+        "é",
+        "data:é;base64,AA",
+        "https://x/é",
+    ] {
+        let body = json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":url}}]}]});
+        let _ = openai_gemini::request(body.to_string().as_bytes(), &REQ_CTX);
+    }
+    let out = convert_request(
+        &json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://é.example/ü.PNG"}}]}]}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        out["contents"][0]["parts"][0]["fileData"]["mimeType"],
+        "image/png"
+    );
+}
+
+#[test]
+fn never_panics_on_truncated_inputs() {
+    let requests = [
+        fixture!("req_tools_multi_turn.openai.json"),
+        fixture!("req_images.openai.json"),
+        fixture!("req_generation_config.openai.json"),
+        fixture!("req_parallel_tool_calls.openai.json"),
+    ];
+    for body in requests {
+        // Every proper prefix of the JSON text (the file ends in a newline).
+        for i in 0..body.trim_end().len() {
+            assert!(openai_gemini::request(&body.as_bytes()[..i], &REQ_CTX).is_err());
+        }
+    }
+    let responses = [
+        fixture!("resp_tool_calls.gemini.json"),
+        fixture!("resp_multiple_candidates.gemini.json"),
+        fixture!("error_api_key_invalid.gemini.json"),
+    ];
+    for body in responses {
+        for i in 0..body.len() {
+            let _ = openai_gemini::response(&body.as_bytes()[..i], &RESP_CTX);
+            let _ = openai_gemini::error(400, &body.as_bytes()[..i]);
+        }
+    }
+    // Every stream cut at every byte ends in an error or a clean close, never a panic.
+    let stream = fixture!("stream_tool_calls.gemini.sse").as_bytes();
+    for i in 0..stream.len() {
+        let (out, _) = run_stream(&[&stream[..i]]);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with("data: [DONE]\n\n") || text.contains("stream_interrupted"),
+            "cut at {i}: {text}"
+        );
     }
 }
 

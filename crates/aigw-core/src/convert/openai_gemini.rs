@@ -44,7 +44,8 @@
 //!   a one-member `allOf` is merged into its parent, a `$ref` with sibling
 //!   keywords is wrapped in a one-member `anyOf`; every other keyword
 //!   (`pattern`, `minLength`, `default`, `$schema`, a several-member `allOf`,
-//!   ...) is dropped. `strict` is ignored.
+//!   ...) is dropped. An empty `parameters` object is left out. `strict` is
+//!   ignored.
 //! - `tool_choice`: `auto` → AUTO, `none` → NONE, `required` → ANY, a named
 //!   function → ANY + `allowedFunctionNames`; `allowed_tools` → ANY +
 //!   `allowedFunctionNames` (mode `required`) or only those declarations
@@ -53,7 +54,8 @@
 //! - `generationConfig`: `temperature`, `top_p` → `topP`, `top_k` (not
 //!   OpenAI, sent by some clients) → `topK`, `max_completion_tokens` (else
 //!   `max_tokens`) → `maxOutputTokens` (nothing sent when absent),
-//!   `stop` (string or list) → `stopSequences`, `n` → `candidateCount`
+//!   `stop` (string or list; empty strings left out) → `stopSequences`,
+//!   `n` → `candidateCount`
 //!   (n > 1 supported: one choice per candidate), `presence_penalty`,
 //!   `frequency_penalty`, `seed`; `response_format` `json_object` →
 //!   `responseMimeType: application/json`, `json_schema` → the same plus
@@ -62,10 +64,12 @@
 //!   high/xhigh 24576).
 //! - Rejected with a 400: `logprobs: true`, a non-empty `logit_bias`, audio
 //!   output (`audio`, `modalities` with `audio`), `web_search_options`, the
-//!   legacy `functions`/`function_call` and `function` role.
+//!   legacy (non-empty) `functions`, assistant `function_call` and the
+//!   `function` role.
 //! - Ignored: `stream` and `stream_options` (the path decides), `user`,
 //!   `metadata`, `store`, `service_tier`, `parallel_tool_calls` (Gemini may
-//!   always call several functions), `prediction`, `verbosity`, unknown fields.
+//!   always call several functions), `prediction`, `verbosity`, a top-level
+//!   `function_call` without `functions`, unknown fields.
 //!
 //! Response (`GenerateContentResponse` → `chat.completion`):
 //! - `id`: `chatcmpl-<responseId>`, or `chatcmpl-<ctx.id>` without one;
@@ -317,9 +321,7 @@ struct ChatRequest {
     #[serde(default)]
     logit_bias: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
-    functions: Option<IgnoredAny>,
-    #[serde(default)]
-    function_call: Option<IgnoredAny>,
+    functions: Option<Vec<IgnoredAny>>,
     #[serde(default)]
     modalities: Option<Vec<String>>,
     #[serde(default)]
@@ -577,9 +579,10 @@ pub fn request(body: &[u8], _ctx: &RequestContext<'_>) -> Result<Vec<u8>, ApiErr
         stop_sequences: match req.stop {
             None => None,
             Some(Stop::One(s)) => Some(vec![s]),
-            Some(Stop::Many(v)) if v.is_empty() => None,
             Some(Stop::Many(v)) => Some(v),
-        },
+        }
+        .map(|v| v.into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())
+        .filter(|v| !v.is_empty()),
         candidate_count: req.n.filter(|n| *n != 1),
         max_output_tokens: req.max_completion_tokens.or(req.max_tokens),
         temperature: req.temperature,
@@ -667,7 +670,7 @@ fn reject_unsupported(req: &ChatRequest) -> Result<(), ApiError> {
             "`web_search_options` is not supported for Gemini models",
         ));
     }
-    if req.functions.is_some() || req.function_call.is_some() {
+    if req.functions.as_ref().is_some_and(|f| !f.is_empty()) {
         return Err(unsupported(
             "functions",
             "the deprecated `functions`/`function_call` are not supported for Gemini models; use `tools`",
@@ -870,6 +873,7 @@ fn tool_output(content: Option<MessageContent>) -> Result<String, ApiError> {
             for p in parts {
                 match (p.kind.as_str(), p.text) {
                     ("text", Some(t)) => out.push_str(&t),
+                    ("text", None) => return Err(missing_part_field("text")),
                     (kind, _) => {
                         return Err(unsupported(
                             "messages",
@@ -893,7 +897,11 @@ fn text_parts(content: Option<MessageContent>, role: &str) -> Result<Vec<Part>, 
             for p in parts {
                 match (p.kind.as_str(), p.text, p.refusal) {
                     ("text", Some(t), _) => push_text(&mut out, t),
+                    ("text", None, _) => return Err(missing_part_field("text")),
                     ("refusal", _, Some(r)) if role == "assistant" => push_text(&mut out, r),
+                    ("refusal", _, None) if role == "assistant" => {
+                        return Err(missing_part_field("refusal"))
+                    }
                     (kind, _, _) => {
                         return Err(unsupported(
                             "messages",
@@ -923,7 +931,10 @@ fn user_parts(content: Option<MessageContent>) -> Result<Vec<Part>, ApiError> {
         Some(MessageContent::Parts(parts)) => {
             for p in parts {
                 match p.kind.as_str() {
-                    "text" => push_text(&mut out, p.text.unwrap_or_default()),
+                    "text" => {
+                        let text = p.text.ok_or_else(|| missing_part_field("text"))?;
+                        push_text(&mut out, text);
+                    }
                     "image_url" => {
                         let image = p.image_url.ok_or_else(|| missing_part_field("image_url"))?;
                         out.push(media_from_url(image.url())?);
@@ -974,9 +985,8 @@ fn inline(mime_type: &str, data: &str) -> Part {
 /// `data:<mime>[;param...];base64,<data>` → `(mime, data)`.
 fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url
-        .get(..5)
-        .filter(|s| s.eq_ignore_ascii_case("data:"))
-        .and(url.get(5..))?;
+        .get(5..)
+        .filter(|_| has_prefix_ignore_case(url, "data:"))?;
     let (meta, data) = rest.split_once(',')?;
     let mut fields = meta.split(';');
     let mime = fields.next()?.trim();
@@ -985,7 +995,7 @@ fn parse_data_url(url: &str) -> Option<(&str, &str)> {
 }
 
 fn media_from_url(url: &str) -> Result<Part, ApiError> {
-    if url.len() >= 5 && url[..5].eq_ignore_ascii_case("data:") {
+    if has_prefix_ignore_case(url, "data:") {
         let (mime, data) = parse_data_url(url).ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_value",
@@ -1038,12 +1048,17 @@ fn media_from_url(url: &str) -> Result<Part, ApiError> {
 }
 
 fn strip_http_scheme(url: &str) -> Option<&str> {
-    for scheme in ["https://", "http://"] {
-        if url.len() >= scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            return url.get(scheme.len()..);
-        }
-    }
-    None
+    ["https://", "http://"]
+        .into_iter()
+        .find(|scheme| has_prefix_ignore_case(url, scheme))
+        .and_then(|scheme| url.get(scheme.len()..))
+}
+
+/// ASCII-case-insensitive prefix test that never slices inside a character.
+fn has_prefix_ignore_case(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 fn mime_for_extension(ext: &str) -> Option<&'static str> {
@@ -1130,7 +1145,11 @@ fn convert_tools(
         declarations.push(FunctionDeclaration {
             name: f.name,
             description: f.description,
-            parameters_json_schema: f.parameters.map(clean_schema).and_then(|s| s.raw()),
+            parameters_json_schema: f
+                .parameters
+                .map(clean_schema)
+                .filter(|s| !matches!(s, Json::Object(m) if m.is_empty()))
+                .and_then(|s| s.raw()),
         });
     }
     let invalid_choice =
