@@ -70,5 +70,6 @@ fmt: ## Format the Rust code
 # every machine.
 compose-config: build ## Render envoy/demo.compose.yaml (docker-compose.yml's Envoy config) from config/demo.yaml
 	env -i AIGW_LISTEN=0.0.0.0:8080 AIGW_ADMIN=0.0.0.0:9901 MOCK_OPENAI_HOST=mock-openai MOCK_DEEPSEEK_HOST=mock-deepseek \
+		MOCK_ANTHROPIC_HOST=mock-anthropic MOCK_GEMINI_HOST=mock-gemini \
 		$(TOOLS_DIR)/aigw render config/demo.yaml --wasm-dir /etc/aigw/wasm -o envoy/demo.compose.yaml
 	chmod 644 envoy/demo.compose.yaml

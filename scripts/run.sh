@@ -29,17 +29,22 @@ start_mock() { # name port
     "$bin/mock-provider" --listen "127.0.0.1:$2" --name "$1" --port-file "$state/$1.port" &
     pids+=($!)
 }
+mocks=(mock-openai mock-deepseek mock-anthropic mock-gemini)
 start_mock mock-openai "${MOCK_OPENAI_PORT:-9101}"
 start_mock mock-deepseek "${MOCK_DEEPSEEK_PORT:-9102}"
+start_mock mock-anthropic "${MOCK_ANTHROPIC_PORT:-9103}"
+start_mock mock-gemini "${MOCK_GEMINI_PORT:-9104}"
 
-# Wait until both mocks are listening (each writes its port file once bound).
-for name in mock-openai mock-deepseek; do
+# Wait until every mock is listening (each writes its port file once bound).
+for name in "${mocks[@]}"; do
     for _ in $(seq 100); do
         [[ -s "$state/$name.port" ]] && break
-        if ! kill -0 "${pids[0]}" 2>/dev/null || ! kill -0 "${pids[1]}" 2>/dev/null; then
-            echo "run: a mock provider could not start (is its port already in use?)" >&2
-            exit 1
-        fi
+        for pid in "${pids[@]}"; do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                echo "run: a mock provider could not start (is its port already in use?)" >&2
+                exit 1
+            fi
+        done
         sleep 0.1
     done
 done

@@ -7,22 +7,44 @@ from openai import OpenAI, APIStatusError, NotFoundError
 
 from harness import ROOT
 
-DEMO_MODELS = ["gpt-4o-mini", "gpt-4o-mini-2024-07-18", "deepseek-chat", "gpt-4o", "deepseek-reasoner"]
-MOCK_SERVED = {"gpt-4o-mini": "mock-openai", "gpt-4o-mini-2024-07-18": "mock-openai", "deepseek-chat": "mock-deepseek"}
+DEMO_MODELS = [
+    "gpt-4o-mini",
+    "gpt-4o-mini-2024-07-18",
+    "deepseek-chat",
+    "claude-sonnet-4-5",
+    "gemini-2.5-flash",
+    "gpt-4o",
+    "deepseek-reasoner",
+    "claude-opus-4-1",
+    "gemini-2.5-pro",
+]
+MOCK_SERVED = {
+    "gpt-4o-mini": "mock-openai",
+    "gpt-4o-mini-2024-07-18": "mock-openai",
+    "deepseek-chat": "mock-deepseek",
+    "claude-sonnet-4-5": "mock-anthropic",
+    "gemini-2.5-flash": "mock-gemini",
+}
 
 
 @pytest.fixture(scope="module")
 def demo(mock_factory, gateway_factory):
     openai_mock = mock_factory("mock-openai")
     deepseek_mock = mock_factory("mock-deepseek")
+    anthropic_mock = mock_factory("mock-anthropic")
+    gemini_mock = mock_factory("mock-gemini")
     gw = gateway_factory(
         (ROOT / "config" / "demo.yaml").read_text(),
         env={
             "MOCK_OPENAI_PORT": str(openai_mock.port),
             "MOCK_DEEPSEEK_PORT": str(deepseek_mock.port),
+            "MOCK_ANTHROPIC_PORT": str(anthropic_mock.port),
+            "MOCK_GEMINI_PORT": str(gemini_mock.port),
             # The real providers' keys are not set here: those models answer 503.
             "OPENAI_API_KEY": "",
             "DEEPSEEK_API_KEY": "",
+            "ANTHROPIC_API_KEY": "",
+            "GEMINI_API_KEY": "",
         },
     )
     client = OpenAI(base_url=gw.url + "/v1", api_key="client-key", max_retries=0, timeout=30)

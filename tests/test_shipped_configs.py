@@ -41,8 +41,10 @@ COMPOSE_RENDER_ENV = {
     "AIGW_ADMIN": "0.0.0.0:9901",
     "MOCK_OPENAI_HOST": "mock-openai",
     "MOCK_DEEPSEEK_HOST": "mock-deepseek",
+    "MOCK_ANTHROPIC_HOST": "mock-anthropic",
+    "MOCK_GEMINI_HOST": "mock-gemini",
 }
-MOCKS = ("mock-openai", "mock-deepseek")
+MOCKS = ("mock-openai", "mock-deepseek", "mock-anthropic", "mock-gemini")
 
 
 def _require(path: Path, hint: str) -> None:
