@@ -15,6 +15,22 @@ pub const ROUTE: &str = "x-aigw-route";
 /// for `stream_options.include_usage` itself.
 pub const STREAM: &str = "x-aigw-stream";
 
+/// Filter-state properties the router filter sets for the provider filter.
+/// Unlike request headers, which an upstream filter's edits change for every
+/// later attempt (Envoy re-sends the same header map on a retry), these keep
+/// the router's decisions intact across retries and fallbacks.
+pub mod property {
+    /// The route id (as in [`super::ROUTE`]).
+    pub const ROUTE: &str = "aigw_route";
+    /// The stream mode (as in [`super::STREAM`]).
+    pub const STREAM: &str = "aigw_stream";
+    /// The client's request path, before any attempt rewrote it.
+    pub const CLIENT_PATH: &str = "aigw_client_path";
+    /// The length of the client's body: an attempt that sends it unchanged
+    /// restores `content-length`, which an earlier attempt may have rewritten.
+    pub const BODY_LENGTH: &str = "aigw_body_length";
+}
+
 /// Response header naming the provider that served the request (documented,
 /// kept on responses to the client).
 pub const SERVED_BY: &str = "x-aigw-provider";

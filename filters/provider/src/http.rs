@@ -50,6 +50,11 @@ impl ProviderHttp {
         }
     }
 
+    /// A decision of the router filter: from filter state, else the header.
+    fn from_router(&self, property: &str, header: &str) -> Option<String> {
+        aigw_wasm::request_property(self, property).or_else(|| self.get_http_request_header(header))
+    }
+
     fn client_api(&self) -> ClientApi {
         self.attempt
             .as_ref()
@@ -87,12 +92,18 @@ impl Context for ProviderHttp {}
 
 impl HttpContext for ProviderHttp {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        let client_path = self.get_http_request_header(":path").unwrap_or_default();
-        self.route = self.get_http_request_header(headers::ROUTE);
+        // The router's decisions come from filter state: this attempt may be a
+        // retry, whose headers an earlier attempt already rewrote. The headers
+        // are the fallback for a chain without the router filter.
+        let client_path = self
+            .from_router(headers::property::CLIENT_PATH, ":path")
+            .unwrap_or_default();
+        let route = self.from_router(headers::property::ROUTE, headers::ROUTE);
         let stream = self
-            .get_http_request_header(headers::STREAM)
+            .from_router(headers::property::STREAM, headers::STREAM)
             .as_deref()
             .and_then(StreamMode::from_header);
+        self.route = route;
         self.request_id = self
             .get_http_request_header("x-request-id")
             .unwrap_or_default()
@@ -149,6 +160,11 @@ impl HttpContext for ProviderHttp {
             attempt.path.as_deref().unwrap_or("(path after body)"),
             attempt.key_id.as_deref().unwrap_or("-")
         );
+        // An earlier attempt of this request may have rewritten the body and its
+        // length; the body Envoy re-sends is the client's own.
+        if let Some(len) = aigw_wasm::request_property(self, headers::property::BODY_LENGTH) {
+            self.set_http_request_header("content-length", Some(&len));
+        }
         let read_body = attempt.read_body;
         self.attempt = Some(attempt);
         if read_body {

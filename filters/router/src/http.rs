@@ -44,6 +44,7 @@ pub struct RouterHttp {
     phase: Phase,
     response: Response,
     usage: Option<Usage>,
+    client_path: String,
 }
 
 impl RouterHttp {
@@ -54,6 +55,7 @@ impl RouterHttp {
             phase: Phase::Start,
             response: Response::Ignored,
             usage: None,
+            client_path: String::new(),
         }
     }
 
@@ -73,6 +75,7 @@ impl HttpContext for RouterHttp {
         aigw_wasm::strip_internal_request_headers(self);
         let method = self.get_http_request_header(":method").unwrap_or_default();
         let path = self.get_http_request_header(":path").unwrap_or_default();
+        self.client_path = path.clone();
         let content_type = self.get_http_request_header("content-type");
         let content_length = self.get_http_request_header("content-length");
         let decision = router::on_request_headers(
@@ -111,9 +114,22 @@ impl HttpContext for RouterHttp {
         let body = self.get_http_request_body(0, body_size).unwrap_or_default();
         match router::route_body(&self.plan, op, &body) {
             Ok(decision) => {
+                // The header drives Envoy's route match; filter state carries the
+                // decisions to the provider filter of every attempt.
                 self.set_http_request_header(headers::ROUTE, Some(&decision.route));
+                aigw_wasm::set_request_property(self, headers::property::ROUTE, &decision.route);
+                aigw_wasm::set_request_property(
+                    self,
+                    headers::property::CLIENT_PATH,
+                    &self.client_path,
+                );
                 if let Some(mode) = decision.stream {
                     self.set_http_request_header(headers::STREAM, Some(mode.as_header()));
+                    aigw_wasm::set_request_property(
+                        self,
+                        headers::property::STREAM,
+                        mode.as_header(),
+                    );
                 }
                 aigw_wasm::strip_client_credentials(self);
                 log::debug!(
