@@ -54,9 +54,14 @@ class Mock:
             return json.load(r)
 
     def clear(self) -> None:
-        req = urllib.request.Request(self.url + "/__mock/requests", method="DELETE")
-        urllib.request.urlopen(req, timeout=10).read()
+        """Forgets the requests received and the rules programmed."""
+        self.clear_requests()
         req = urllib.request.Request(self.url + "/__mock/rules", method="DELETE")
+        urllib.request.urlopen(req, timeout=10).read()
+
+    def clear_requests(self) -> None:
+        """Forgets the requests received; the rules stay."""
+        req = urllib.request.Request(self.url + "/__mock/requests", method="DELETE")
         urllib.request.urlopen(req, timeout=10).read()
 
     def add_rules(self, rules: list[dict]) -> None:
@@ -279,6 +284,11 @@ def gateway_yaml(providers: list[dict], models: list[dict], extra: str = "") -> 
     """A gateway file (as YAML text; JSON is YAML) listening on free ports."""
     doc = {"listen": "${AIGW_LISTEN}", "admin": "${AIGW_ADMIN}", "providers": providers, "models": models}
     return json.dumps(doc, indent=2) + "\n" + extra
+
+
+# For tests that inject provider errors to check their shape: a key pool that
+# never refuses locally, so each request reaches the (mock) provider.
+NEVER_REFUSE = {"whenAllDown": "try-oldest"}
 
 
 def provider(name: str, mock: Mock, keys=None, prefix: str = "/v1", **kw) -> dict:

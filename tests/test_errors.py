@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from harness import gateway_yaml, provider
+from harness import NEVER_REFUSE, gateway_yaml, provider
 
 LIMIT = 4096
 
@@ -26,7 +26,7 @@ def env(mock_factory, gateway_factory):
     dead = closed_port()
     yaml = gateway_yaml(
         providers=[
-            provider("errs", mock, keys=[{"value": "sk-errs-secret"}]),
+            provider("errs", mock, keys=[{"value": "sk-errs-secret"}], keyPool=NEVER_REFUSE),
             {"name": "dead", "kind": "openai-compatible", "baseUrl": f"http://127.0.0.1:{dead}/v1"},
             provider("slow", mock, timeout="1s"),
         ],

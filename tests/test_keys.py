@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import gateway_yaml, provider
+from harness import NEVER_REFUSE, gateway_yaml, provider
 
 CLIENT_SECRETS = {
     "authorization": "Bearer client-secret-1",
@@ -26,7 +26,7 @@ def env(mock_factory, gateway_factory):
     unset = mock_factory("unset")
     yaml = gateway_yaml(
         providers=[
-            provider("inline", inline, keys=[{"id": "k-inline", "value": "sk-inline-provider-key"}]),
+            provider("inline", inline, keys=[{"id": "k-inline", "value": "sk-inline-provider-key"}], keyPool=NEVER_REFUSE),
             provider("fromenv", from_env, keys=[{"id": "k-env", "env": "AIGW_TEST_PROVIDER_KEY"}]),
             provider("keyless", keyless),
             provider("unset", unset, keys=[{"id": "k-unset", "env": "AIGW_TEST_UNSET_KEY"}]),

@@ -9,7 +9,7 @@ import anthropic
 import pytest
 from openai import OpenAI
 
-from harness import gateway_yaml, provider
+from harness import NEVER_REFUSE, gateway_yaml, provider
 
 WEATHER_TOOL = {
     "type": "function",
@@ -27,9 +27,9 @@ def env(mock_factory, gateway_factory):
     mock = mock_factory("proto")
     yaml = gateway_yaml(
         providers=[
-            provider("oai", mock, keys=[{"value": "sk-oai"}]),
-            {"name": "claude", "kind": "anthropic", "baseUrl": mock.url, "keys": [{"value": "sk-ant-provider"}]},
-            {"name": "gem", "kind": "gemini", "baseUrl": mock.url + "/v1beta", "keys": [{"value": "gem-provider-key"}]},
+            provider("oai", mock, keys=[{"value": "sk-oai"}], keyPool=NEVER_REFUSE),
+            {"name": "claude", "kind": "anthropic", "baseUrl": mock.url, "keys": [{"value": "sk-ant-provider"}], "keyPool": NEVER_REFUSE},
+            {"name": "gem", "kind": "gemini", "baseUrl": mock.url + "/v1beta", "keys": [{"value": "gem-provider-key"}], "keyPool": NEVER_REFUSE},
             {"name": "azure", "kind": "azure-openai", "baseUrl": mock.url, "apiVersion": "2024-10-21", "keys": [{"value": "az-provider-key"}]},
         ],
         models=[

@@ -1,10 +1,8 @@
 //! Provider keys held by the upstream filter.
 //!
 //! A key's value never appears in `Debug` output, logs or errors: only its id.
-//! Selection here is plain round robin; health, cooldown and weights belong to
-//! the key-pool logic that builds on this type.
+//! Which key serves an attempt is decided by `keypool`.
 
-use std::cell::Cell;
 use std::fmt;
 
 /// A secret string whose `Debug` and `Display` never show the value.
@@ -33,6 +31,8 @@ impl fmt::Debug for Secret {
 pub struct ProviderKey {
     pub id: String,
     pub secret: Option<Secret>,
+    /// Share of the traffic relative to the provider's other keys.
+    pub weight: u32,
     /// Why the secret is missing, for operators (e.g. the env var is unset).
     pub unavailable_reason: Option<String>,
 }
@@ -41,15 +41,11 @@ pub struct ProviderKey {
 #[derive(Debug, Default)]
 pub struct KeyRing {
     keys: Vec<ProviderKey>,
-    cursor: Cell<usize>,
 }
 
 impl KeyRing {
     pub fn new(keys: Vec<ProviderKey>) -> Self {
-        KeyRing {
-            keys,
-            cursor: Cell::new(0),
-        }
+        KeyRing { keys }
     }
 
     /// True when the provider is configured without keys (a local server).
@@ -61,17 +57,25 @@ impl KeyRing {
         &self.keys
     }
 
-    /// The next usable key, round robin; `None` if no key has a value.
-    pub fn pick(&self) -> Option<&ProviderKey> {
-        let n = self.keys.len();
-        for step in 0..n {
-            let i = (self.cursor.get() + step) % n;
-            if self.keys[i].secret.is_some() {
-                self.cursor.set((i + 1) % n);
-                return self.keys.get(i);
-            }
-        }
-        None
+    /// Selection weights: a key without a value gets none.
+    pub fn weights(&self) -> Vec<u32> {
+        self.keys
+            .iter()
+            .map(|k| if k.secret.is_some() { k.weight } else { 0 })
+            .collect()
+    }
+
+    pub fn ids(&self) -> Vec<&str> {
+        self.keys.iter().map(|k| k.id.as_str()).collect()
+    }
+
+    /// True when at least one key has a value.
+    pub fn any_usable(&self) -> bool {
+        self.keys.iter().any(|k| k.secret.is_some() && k.weight > 0)
+    }
+
+    pub fn get(&self, i: usize) -> Option<&ProviderKey> {
+        self.keys.get(i)
     }
 
     /// Replaces every key value found in `text` (e.g. a provider's error
@@ -97,6 +101,7 @@ mod tests {
         ProviderKey {
             id: id.into(),
             secret: v.map(Secret::new),
+            weight: 2,
             unavailable_reason: None,
         }
     }
@@ -109,22 +114,12 @@ mod tests {
     }
 
     #[test]
-    fn round_robin_skips_unresolved_keys() {
-        let ring = KeyRing::new(vec![
-            key("a", Some("1111")),
-            key("b", None),
-            key("c", Some("3333")),
-        ]);
-        let ids: Vec<_> = (0..4).map(|_| ring.pick().unwrap().id.clone()).collect();
-        assert_eq!(ids, ["a", "c", "a", "c"]);
-    }
-
-    #[test]
-    fn no_usable_key_is_none() {
-        assert!(KeyRing::new(vec![key("a", None)]).pick().is_none());
-        let empty = KeyRing::new(vec![]);
-        assert!(empty.is_keyless());
-        assert!(empty.pick().is_none());
+    fn keys_without_a_value_get_no_weight() {
+        let ring = KeyRing::new(vec![key("a", Some("1111")), key("b", None)]);
+        assert_eq!(ring.weights(), [2, 0]);
+        assert!(ring.any_usable());
+        assert!(!KeyRing::new(vec![key("a", None)]).any_usable());
+        assert!(KeyRing::new(vec![]).is_keyless());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod flow;
 pub mod glob;
 pub mod headers;
+pub mod keypool;
 pub mod keys;
 pub mod provider;
 pub mod rewrite;

@@ -95,3 +95,94 @@ pub fn request_property<C: HttpContext + ?Sized>(ctx: &C, name: &str) -> Option<
         .and_then(|v| String::from_utf8(v).ok())
         .filter(|v| !v.is_empty())
 }
+
+/// Reads a shared-data value (shared by all worker threads of this Envoy).
+pub fn shared_get<C: proxy_wasm::traits::Context + ?Sized>(ctx: &C, key: &str) -> Option<Vec<u8>> {
+    ctx.get_shared_data(key).0
+}
+
+/// Read-modify-write of a shared-data value with compare-and-swap: `change`
+/// gets the current value and returns the new one, or `None` to leave it.
+/// Retries when another worker wrote in between. Returns whether a value was
+/// written.
+pub fn shared_update<C, F>(ctx: &C, key: &str, mut change: F) -> bool
+where
+    C: proxy_wasm::traits::Context + ?Sized,
+    F: FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+{
+    for _ in 0..16 {
+        let (current, cas) = ctx.get_shared_data(key);
+        let Some(new) = change(current.as_deref()) else {
+            return false;
+        };
+        match ctx.set_shared_data(key, Some(&new), cas) {
+            Ok(()) => return true,
+            Err(proxy_wasm::types::Status::CasMismatch) => continue,
+            Err(status) => {
+                log::warn!("shared data {key}: write failed: {status:?}");
+                return false;
+            }
+        }
+    }
+    log::warn!("shared data {key}: too much contention, update dropped");
+    false
+}
+
+/// Milliseconds since the epoch, from the host's clock.
+pub fn now_ms<C: proxy_wasm::traits::Context + ?Sized>(ctx: &C) -> u64 {
+    ctx.get_current_time()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A metric defined once at configuration time; failures to define or update
+/// a metric are logged, never fatal.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric(Option<u32>);
+
+impl Metric {
+    pub fn counter(name: &str) -> Metric {
+        Self::define(proxy_wasm::types::MetricType::Counter, name)
+    }
+
+    pub fn gauge(name: &str) -> Metric {
+        Self::define(proxy_wasm::types::MetricType::Gauge, name)
+    }
+
+    fn define(kind: proxy_wasm::types::MetricType, name: &str) -> Metric {
+        match proxy_wasm::hostcalls::define_metric(kind, name) {
+            Ok(id) => Metric(Some(id)),
+            Err(status) => {
+                log::warn!("metric {name}: cannot define: {status:?}");
+                Metric(None)
+            }
+        }
+    }
+
+    pub fn add(&self, n: i64) {
+        if let Some(id) = self.0 {
+            let _ = proxy_wasm::hostcalls::increment_metric(id, n);
+        }
+    }
+
+    pub fn set(&self, v: u64) {
+        if let Some(id) = self.0 {
+            let _ = proxy_wasm::hostcalls::record_metric(id, v);
+        }
+    }
+}
+
+/// A label value safe inside a metric name (labels are separated by dots).
+pub fn metric_label(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

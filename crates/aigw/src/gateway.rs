@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use aigw_core::config::provider::{KeyConfig, ProviderConfig, RouteModel};
+use aigw_core::config::provider::{KeyConfig, KeyPoolConfig, ProviderConfig, RouteModel};
 use aigw_core::config::router::{
     ModelRoute, ProviderPrefixRoute, RouterConfig, DEFAULT_MAX_REQUEST_BODY_BYTES,
     MAX_REQUEST_BODY_BYTES_LIMIT,
@@ -148,6 +148,8 @@ pub struct ProviderEntry {
     /// Overrides `timeouts.request` for this provider.
     #[serde(default)]
     pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub key_pool: Option<KeyPool>,
 }
 
 fn yes() -> bool {
@@ -166,6 +168,46 @@ pub struct KeyEntry {
     /// Name of an environment variable holding the key, read by Envoy's VM.
     #[serde(default)]
     pub env: Option<String>,
+    /// Share of the provider's traffic (relative to its other keys).
+    #[serde(default = "weight_one")]
+    pub weight: u32,
+}
+
+fn weight_one() -> u32 {
+    1
+}
+
+/// How a provider's keys share traffic and recover from failures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyPool {
+    /// Cooldown after a 429 without `Retry-After`.
+    #[serde(default)]
+    pub cooldown: Option<Duration>,
+    /// Longest `Retry-After` honoured.
+    #[serde(default)]
+    pub max_cooldown: Option<Duration>,
+    /// How long a key refused with 401/403 stays out.
+    #[serde(default)]
+    pub auth_failure_cooldown: Option<Duration>,
+    /// Consecutive 5xx / connection failures that make a key unhealthy.
+    #[serde(default)]
+    pub failure_threshold: Option<u32>,
+    /// First backoff of an unhealthy key (doubles on each failed trial).
+    #[serde(default)]
+    pub unhealthy_backoff: Option<Duration>,
+    #[serde(default)]
+    pub max_backoff: Option<Duration>,
+    /// `fail` (503 with Retry-After) or `try-oldest`.
+    #[serde(default)]
+    pub when_all_down: Option<aigw_core::config::provider::WhenAllDownConfig>,
+    /// Keep requests with the same value of this header on one healthy key.
+    #[serde(default)]
+    pub sticky_header: Option<String>,
+    /// Extra attempts on other keys after a 429, 401/403, 5xx or connection
+    /// failure. Default: one per other key, at most 3.
+    #[serde(default)]
+    pub retries: Option<u32>,
 }
 
 impl std::fmt::Debug for KeyEntry {
@@ -271,6 +313,34 @@ pub fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Gateway,
     compile(file, env)
 }
 
+/// The provider filter's key-pool settings from the gateway file's.
+fn key_pool_config(pool: Option<&KeyPool>) -> KeyPoolConfig {
+    let mut c = KeyPoolConfig::default();
+    let Some(p) = pool else { return c };
+    let ms = |d: Option<Duration>, default: u64| d.map_or(default, |d| d.millis);
+    c.cooldown_ms = ms(p.cooldown, c.cooldown_ms);
+    c.max_cooldown_ms = ms(p.max_cooldown, c.max_cooldown_ms);
+    c.auth_failure_cooldown_ms = ms(p.auth_failure_cooldown, c.auth_failure_cooldown_ms);
+    c.failure_threshold = p.failure_threshold.unwrap_or(c.failure_threshold);
+    c.unhealthy_backoff_ms = ms(p.unhealthy_backoff, c.unhealthy_backoff_ms);
+    c.max_backoff_ms = ms(p.max_backoff, c.max_backoff_ms);
+    c.when_all_down = p.when_all_down.unwrap_or(c.when_all_down);
+    c.sticky_header = p.sticky_header.clone();
+    c
+}
+
+impl ProviderEntry {
+    /// Extra attempts Envoy makes on other keys of this provider.
+    pub fn key_retries(&self) -> u32 {
+        let others = u32::try_from(self.keys.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        self.key_pool
+            .as_ref()
+            .and_then(|k| k.retries)
+            .unwrap_or(others.min(3))
+            .min(10)
+    }
+}
+
 fn one(field: &str, message: String) -> ConfigErrors {
     let mut e = ConfigErrors::default();
     e.push(field, message);
@@ -364,6 +434,7 @@ pub fn compile(
                 id,
                 value: k.value.clone(),
                 env: k.env.clone(),
+                weight: k.weight,
             });
         }
         if let Some(t) = p.timeout {
@@ -383,8 +454,17 @@ pub fn compile(
             api_version: p.api_version.clone(),
             anthropic_version: p.anthropic_version.clone(),
             default_max_tokens: p.default_max_tokens,
+            key_pool: key_pool_config(p.key_pool.as_ref()),
             routes: BTreeMap::new(),
         };
+        if let Some(r) = p.key_pool.as_ref().and_then(|k| k.retries) {
+            if r > 10 {
+                errs.push(
+                    format!("{at}.keyPool.retries"),
+                    format!("{r} is out of range (0..=10)"),
+                );
+            }
+        }
         // The provider filter's own checks, reported at this entry's path.
         match filter.compile(&|_| None) {
             Ok(plan) => providers.push(CompiledProvider {

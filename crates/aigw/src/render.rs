@@ -27,6 +27,7 @@ pub fn bootstrap(g: &Gateway, opts: &RenderOptions) -> Value {
     json!({
         "node": {"id": "aigw", "cluster": "aigw"},
         "admin": {"address": socket(&g.admin)},
+        "stats_config": stats_config(),
         "static_resources": {
             "listeners": [listener(g, opts)],
             "clusters": clusters,
@@ -52,14 +53,19 @@ fn listener(g: &Gateway, opts: &RenderOptions) -> Value {
         .iter()
         .map(|r| {
             let p = &g.providers[r.provider];
+            let mut route = json!({
+                "cluster": p.cluster,
+                "timeout": r.timeout.proto(),
+                "idle_timeout": g.file.timeouts.idle.proto(),
+            });
+            let retries = p.entry.key_retries();
+            if retries > 0 {
+                route["retry_policy"] = key_retry_policy(retries);
+            }
             json!({
                 "name": format!("{} ({})", r.id, r.describes),
                 "match": {"prefix": "/", "headers": [{"name": headers::ROUTE, "string_match": {"exact": r.id}}]},
-                "route": {
-                    "cluster": p.cluster,
-                    "timeout": r.timeout.proto(),
-                    "idle_timeout": g.file.timeouts.idle.proto(),
-                },
+                "route": route,
             })
         })
         .collect();
@@ -108,6 +114,27 @@ fn listener(g: &Gateway, opts: &RenderOptions) -> Value {
             },
         }]}],
     })
+}
+
+/// Envoy's retries for a provider with several keys: a 429, a refused key
+/// (which the provider filter answers as 502), a 5xx or a connection failure
+/// is retried at once, on another key: the provider filter never gives an
+/// attempt a key this request already tried. Only before the response starts,
+/// so a stream is retried before its first byte or not at all.
+fn key_retry_policy(retries: u32) -> Value {
+    json!({
+        "retry_on": "retriable-status-codes,reset,connect-failure,refused-stream",
+        "retriable_status_codes": [429, 500, 502, 503, 504],
+        "num_retries": retries,
+        "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.025s"},
+    })
+}
+
+/// Prometheus labels for the filters' metrics, whose names carry them as
+/// `.<label>.<value>` pairs (e.g. `aigw.key_requests_total.provider.p.key.k`).
+fn stats_config() -> Value {
+    let tag = |name: &str| json!({"tag_name": name, "regex": format!(r"^wasmcustom\.aigw\..*?(\.{name}\.([^.]+))(?:\.|$)")});
+    json!({"stats_tags": [tag("provider"), tag("key"), tag("class")]})
 }
 
 /// Every request as one JSON line on Envoy's stdout. No header that can carry

@@ -6,9 +6,13 @@ use std::time::UNIX_EPOCH;
 use aigw_core::config::provider::ProviderPlan;
 use aigw_core::convert::{ResponseContext, StreamConverter};
 use aigw_core::error::{ApiError, ClientApi};
+use aigw_core::flow::provider::KeyChoice;
 use aigw_core::flow::provider::{self, AttemptPlan, ResponsePlan};
 use aigw_core::headers::{self, StreamMode};
+use aigw_core::keypool::{self, Outcome, PoolState, State};
 use aigw_core::provider::Protocol;
+
+use crate::root::Shared;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
@@ -35,10 +39,14 @@ pub struct ProviderHttp {
     /// The model the provider was asked for, once known.
     model: String,
     request_id: String,
+    shared: Rc<Shared>,
+    /// The key this attempt uses, and whether its outcome was recorded.
+    key: Option<usize>,
+    outcome_recorded: bool,
 }
 
 impl ProviderHttp {
-    pub fn new(id: u32, plan: Rc<ProviderPlan>) -> Self {
+    pub fn new(id: u32, plan: Rc<ProviderPlan>, shared: Rc<Shared>) -> Self {
         ProviderHttp {
             id,
             plan,
@@ -47,11 +55,179 @@ impl ProviderHttp {
             route: None,
             model: String::new(),
             request_id: String::new(),
+            shared,
+            key: None,
+            outcome_recorded: false,
+        }
+    }
+
+    /// Chooses this attempt's key from the pool's shared state. `Err` carries
+    /// the local reply already sent.
+    fn choose_key(&mut self, api: ClientApi) -> Result<Option<usize>, Action> {
+        for _ in 0..4 {
+            let now = aigw_wasm::now_ms(self);
+            let n = self.plan.keys.keys().len();
+            let state = PoolState::load(
+                aigw_wasm::shared_get(self, &self.shared.state_key).as_deref(),
+                &self.plan.fingerprint,
+                n,
+            );
+            let tried = self.shared.tried.borrow().get(&self.request_id);
+            let sticky = self
+                .plan
+                .sticky_header
+                .as_deref()
+                .and_then(|h| self.get_http_request_header(h));
+            let choice = provider::choose_key(
+                &self.plan,
+                &state,
+                &mut self.shared.selector.borrow_mut(),
+                &tried,
+                sticky.as_deref(),
+                now,
+            );
+            match choice {
+                KeyChoice::Keyless => return Ok(None),
+                KeyChoice::Use {
+                    index,
+                    trial: false,
+                } => return Ok(Some(index)),
+                KeyChoice::Use { index, trial: true } => {
+                    // Claim the trial: only one request decides whether the key is back.
+                    let claimed = aigw_wasm::shared_update(self, &self.shared.state_key, |bytes| {
+                        let mut st = PoolState::load(bytes, &self.plan.fingerprint, n);
+                        let h = st.keys.get_mut(index)?;
+                        if *h != state.keys[index] {
+                            return None; // another worker moved first
+                        }
+                        keypool::start_trial(h, now);
+                        Some(st.to_bytes())
+                    });
+                    if claimed {
+                        log::info!(
+                            "[{}] provider {} key {} is due back: trial request",
+                            self.id,
+                            self.plan.name,
+                            self.plan.keys.get(index).map_or("?", |k| k.id.as_str())
+                        );
+                        if let Some(m) = self.shared.metrics.get(index) {
+                            m.state.set(State::Trial.gauge());
+                        }
+                        return Ok(Some(index));
+                    }
+                }
+                KeyChoice::Refuse {
+                    error,
+                    retry_after_secs,
+                } => {
+                    for key in self.plan.keys.keys() {
+                        if let Some(reason) = &key.unavailable_reason {
+                            log::warn!(
+                                "[{}] provider {} key {}: {reason}",
+                                self.id,
+                                self.plan.name,
+                                key.id
+                            );
+                        }
+                    }
+                    log::warn!("[{}] {}", self.id, error.message);
+                    self.phase = Phase::Replied;
+                    let retry = retry_after_secs.map(|s| s.to_string());
+                    let mut extra = vec![(headers::SERVED_BY, self.plan.name.as_str())];
+                    if let Some(r) = retry.as_deref() {
+                        extra.push(("retry-after", r));
+                    }
+                    aigw_wasm::send_json_with(self, error.status, &error.body(api), &extra);
+                    return Err(Action::Pause);
+                }
+            }
+        }
+        // The state kept changing under us: use any key but the ones tried.
+        Ok((0..self.plan.keys.keys().len())
+            .find(|i| !self.shared.tried.borrow().get(&self.request_id).contains(i)))
+    }
+
+    /// Records what this attempt's response (or its absence, `status` 0) says
+    /// about its key. `retry_after` is the response's `Retry-After` header.
+    /// Reads no header map itself: it also runs from `on_done`, when they are gone.
+    fn record_outcome(&mut self, status: u16, retry_after: Option<String>) {
+        let Some(index) = self.key else { return };
+        if self.outcome_recorded {
+            return;
+        }
+        self.outcome_recorded = true;
+        let now = aigw_wasm::now_ms(self);
+        let retry_after = retry_after.and_then(|v| keypool::parse_retry_after(&v, now));
+        let outcome = Outcome::of_status(status, retry_after);
+        log::debug!(
+            "[{}] {} key #{index}: status {status} -> {}",
+            self.id,
+            self.plan.name,
+            outcome.class()
+        );
+        let n = self.plan.keys.keys().len();
+        let key_id = self
+            .plan
+            .keys
+            .get(index)
+            .map_or("?", |k| k.id.as_str())
+            .to_string();
+        if let Some(m) = self.shared.metrics.get(index) {
+            m.requests.add(1);
+            match outcome {
+                Outcome::Success => {}
+                Outcome::RateLimited { .. } => m.rate_limited.add(1),
+                Outcome::AuthFailed => m.auth.add(1),
+                Outcome::Failed => m.error.add(1),
+            }
+        }
+        let mut new_state = None;
+        aigw_wasm::shared_update(self, &self.shared.state_key, |bytes| {
+            let mut st = PoolState::load(bytes, &self.plan.fingerprint, n);
+            let h = st.keys.get_mut(index)?;
+            if !keypool::record(h, outcome, now, &self.plan.pool) {
+                new_state = Some(*h);
+                return None;
+            }
+            new_state = Some(*h);
+            Some(st.to_bytes())
+        });
+        if let (Some(h), Some(m)) = (new_state, self.shared.metrics.get(index)) {
+            m.state.set(h.state.gauge());
+        }
+        match outcome {
+            Outcome::Success => self.shared.tried.borrow_mut().forget(&self.request_id),
+            _ => self
+                .shared
+                .tried
+                .borrow_mut()
+                .add(&self.request_id, index, now),
+        }
+        let back_in = new_state.map_or(0, |h| h.until_ms.saturating_sub(now) / 1000);
+        match (outcome, new_state.map(|h| h.state)) {
+            (Outcome::AuthFailed, _) => log::error!(
+                "provider {} refused key {} (HTTP {status}): key taken out for {back_in} s; check it",
+                self.plan.name,
+                key_id
+            ),
+            (Outcome::RateLimited { .. }, _) => log::warn!(
+                "[{}] provider {} rate limited key {}: cooling down for {back_in} s",
+                self.id,
+                self.plan.name,
+                key_id
+            ),
+            (Outcome::Failed, Some(State::Unhealthy)) => log::warn!(
+                "[{}] provider {} key {} is unhealthy after repeated failures: out for {back_in} s",
+                self.id,
+                self.plan.name,
+                key_id
+            ),
+            _ => {}
         }
     }
 
     /// A decision of the router filter: from filter state, else the header.
-    fn from_router(&self, property: &str, header: &str) -> Option<String> {
+    fn router_decision(&self, property: &str, header: &str) -> Option<String> {
         aigw_wasm::request_property(self, property).or_else(|| self.get_http_request_header(header))
     }
 
@@ -62,6 +238,8 @@ impl ProviderHttp {
     }
 
     fn fail(&mut self, err: &ApiError, api: ClientApi) -> Action {
+        // The gateway refused the request itself: nothing to say about the key.
+        self.key = None;
         log::debug!(
             "[{}] {}: {} {}",
             self.id,
@@ -88,7 +266,14 @@ impl ProviderHttp {
     }
 }
 
-impl Context for ProviderHttp {}
+impl Context for ProviderHttp {
+    fn on_done(&mut self) -> bool {
+        // No response at all: connection failure, reset or timeout. (Header
+        // maps are gone by now: nothing here may read them.)
+        self.record_outcome(0, None);
+        true
+    }
+}
 
 impl HttpContext for ProviderHttp {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
@@ -96,11 +281,11 @@ impl HttpContext for ProviderHttp {
         // retry, whose headers an earlier attempt already rewrote. The headers
         // are the fallback for a chain without the router filter.
         let client_path = self
-            .from_router(headers::property::CLIENT_PATH, ":path")
+            .router_decision(headers::property::CLIENT_PATH, ":path")
             .unwrap_or_default();
-        let route = self.from_router(headers::property::ROUTE, headers::ROUTE);
+        let route = self.router_decision(headers::property::ROUTE, headers::ROUTE);
         let stream = self
-            .from_router(headers::property::STREAM, headers::STREAM)
+            .router_decision(headers::property::STREAM, headers::STREAM)
             .as_deref()
             .and_then(StreamMode::from_header);
         self.route = route;
@@ -114,25 +299,26 @@ impl HttpContext for ProviderHttp {
         // Nothing of the gateway's internals or the client's credentials leaves Envoy.
         aigw_wasm::strip_internal_request_headers(self);
         aigw_wasm::strip_client_credentials(self);
-        let attempt =
-            match provider::plan_attempt(&self.plan, &client_path, self.route.as_deref(), stream) {
-                Ok(a) => a,
-                Err(err) => {
-                    for key in self.plan.keys.keys() {
-                        if let Some(reason) = &key.unavailable_reason {
-                            log::warn!(
-                                "[{}] provider {} key {}: {reason}",
-                                self.id,
-                                self.plan.name,
-                                key.id
-                            );
-                        }
-                    }
-                    let api = aigw_core::api::classify("POST", &client_path)
-                        .map_or(ClientApi::OpenAi, |e| e.op.client_api());
-                    return self.fail(&err, api);
-                }
-            };
+        let api = aigw_core::api::classify("POST", &client_path)
+            .map_or(ClientApi::OpenAi, |e| e.op.client_api());
+        let key = match self.choose_key(api) {
+            Ok(k) => k,
+            Err(action) => return action,
+        };
+        self.key = key;
+        let attempt = match provider::plan_attempt(
+            &self.plan,
+            &client_path,
+            self.route.as_deref(),
+            stream,
+            key,
+        ) {
+            Ok(a) => a,
+            Err(err) => {
+                self.key = None;
+                return self.fail(&err, api);
+            }
+        };
         // Responses must arrive uncompressed: usage is read from them and
         // translations rewrite them.
         self.set_http_request_header("accept-encoding", Some("identity"));
@@ -219,11 +405,12 @@ impl HttpContext for ProviderHttp {
         if !matches!(self.phase, Phase::Sent) {
             return Action::Continue;
         }
+        let status = aigw_wasm::response_status(self);
+        self.record_outcome(status, self.get_http_response_header("retry-after"));
         let Some(attempt) = &self.attempt else {
             return Action::Continue;
         };
         self.set_http_response_header(headers::SERVED_BY, Some(&self.plan.name));
-        let status = aigw_wasm::response_status(self);
         let content_type = self.get_http_response_header("content-type");
         let plan = provider::on_response_headers(attempt, status, content_type.as_deref());
         match plan {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::url::BaseUrl;
 use super::{is_valid_name, is_valid_route_id, ConfigErrors};
+use crate::keypool::{fingerprint, PoolSettings, WhenAllDown};
 use crate::keys::{KeyRing, ProviderKey, Secret};
 use crate::provider::{anthropic, azure_openai, Provider, ProviderKind};
 use crate::rewrite::ModelRewrite;
@@ -40,6 +41,9 @@ pub struct ProviderConfig {
     /// (Anthropic requires it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_max_tokens: Option<u32>,
+    /// How the keys share traffic and recover from failures.
+    #[serde(default)]
+    pub key_pool: KeyPoolConfig,
     /// Per route id: the model name at this provider.
     #[serde(default)]
     pub routes: BTreeMap<String, RouteModel>,
@@ -60,6 +64,86 @@ pub struct KeyConfig {
     pub value: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
+    /// Share of the traffic relative to the provider's other keys.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How the provider's keys share traffic and recover (durations in ms).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyPoolConfig {
+    /// Cooldown of a key after a 429 without `Retry-After`.
+    #[serde(default = "d_cooldown")]
+    pub cooldown_ms: u64,
+    /// Longest `Retry-After` honoured.
+    #[serde(default = "d_max_cooldown")]
+    pub max_cooldown_ms: u64,
+    /// How long a key refused with 401/403 stays out.
+    #[serde(default = "d_auth")]
+    pub auth_failure_cooldown_ms: u64,
+    /// Consecutive 5xx / connection failures that make a key unhealthy.
+    #[serde(default = "d_threshold")]
+    pub failure_threshold: u32,
+    /// First backoff of an unhealthy key; doubles on each failed trial.
+    #[serde(default = "d_backoff")]
+    pub unhealthy_backoff_ms: u64,
+    #[serde(default = "d_max_backoff")]
+    pub max_backoff_ms: u64,
+    /// `fail`: 503 with `Retry-After` when no key is usable; `try-oldest`: use
+    /// the key due back first.
+    #[serde(default)]
+    pub when_all_down: WhenAllDownConfig,
+    /// Keep requests with the same value of this header on the same healthy
+    /// key (e.g. a session or user header), for providers' prompt caches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky_header: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhenAllDownConfig {
+    #[default]
+    Fail,
+    TryOldest,
+}
+
+fn d_cooldown() -> u64 {
+    PoolSettings::default().cooldown_ms
+}
+fn d_max_cooldown() -> u64 {
+    PoolSettings::default().max_cooldown_ms
+}
+fn d_auth() -> u64 {
+    PoolSettings::default().auth_failure_cooldown_ms
+}
+fn d_threshold() -> u32 {
+    PoolSettings::default().failure_threshold
+}
+fn d_backoff() -> u64 {
+    PoolSettings::default().unhealthy_backoff_ms
+}
+fn d_max_backoff() -> u64 {
+    PoolSettings::default().max_backoff_ms
+}
+
+impl Default for KeyPoolConfig {
+    fn default() -> Self {
+        KeyPoolConfig {
+            cooldown_ms: d_cooldown(),
+            max_cooldown_ms: d_max_cooldown(),
+            auth_failure_cooldown_ms: d_auth(),
+            failure_threshold: d_threshold(),
+            unhealthy_backoff_ms: d_backoff(),
+            max_backoff_ms: d_max_backoff(),
+            when_all_down: WhenAllDownConfig::Fail,
+            sticky_header: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyConfig {
@@ -93,6 +177,10 @@ pub struct ProviderPlan {
     /// `:authority` to send.
     pub authority: String,
     pub keys: KeyRing,
+    pub pool: PoolSettings,
+    /// Fingerprint of the key set: names the shared state of this pool.
+    pub fingerprint: String,
+    pub sticky_header: Option<String>,
     pub stream_usage: bool,
     pub routes: HashMap<String, ModelRewrite>,
 }
@@ -156,16 +244,23 @@ impl ProviderConfig {
                     None => (None, Some(format!("environment variable {var} is not set"))),
                 },
                 (Some(_), Some(_)) => {
-                    errs.push(at, "set either `value` or `env`, not both");
+                    errs.push(at.clone(), "set either `value` or `env`, not both");
                     (None, None)
                 }
                 (None, None) => {
-                    errs.push(at, "set `value` or `env`");
+                    errs.push(at.clone(), "set `value` or `env`");
                     (None, None)
                 }
             };
+            if k.weight == 0 || k.weight > 1000 {
+                errs.push(
+                    format!("{at}.weight"),
+                    format!("{} is out of range (1..=1000)", k.weight),
+                );
+            }
             keys.push(ProviderKey {
                 id: k.id.clone(),
+                weight: k.weight,
                 secret,
                 unavailable_reason: reason,
             });
@@ -200,15 +295,85 @@ impl ProviderConfig {
         };
         let authority = base_url.authority();
         let stream_usage = self.stream_usage && provider.supports_stream_usage();
+        let pool = self.pool_settings(&mut errs);
+        let material: Vec<(&str, u32, &str)> = keys
+            .iter()
+            .map(|k: &ProviderKey| {
+                (
+                    k.id.as_str(),
+                    k.weight,
+                    k.secret.as_ref().map_or("", |s| s.expose()),
+                )
+            })
+            .collect();
+        let fingerprint = format!("{}:{}", self.name, fingerprint(&material));
         errs.into_result(ProviderPlan {
             name: self.name.clone(),
             provider,
             base_url,
             authority,
             keys: KeyRing::new(keys),
+            pool,
+            fingerprint,
+            sticky_header: self
+                .key_pool
+                .sticky_header
+                .as_ref()
+                .map(|h| h.to_ascii_lowercase()),
             stream_usage,
             routes,
         })
+    }
+
+    fn pool_settings(&self, errs: &mut ConfigErrors) -> PoolSettings {
+        let p = &self.key_pool;
+        let positive = |errs: &mut ConfigErrors, field: &str, v: u64| {
+            if v == 0 {
+                errs.push(format!("keyPool.{field}"), "must be more than 0");
+            }
+        };
+        positive(errs, "cooldownMs", p.cooldown_ms);
+        positive(errs, "maxCooldownMs", p.max_cooldown_ms);
+        positive(errs, "authFailureCooldownMs", p.auth_failure_cooldown_ms);
+        positive(errs, "unhealthyBackoffMs", p.unhealthy_backoff_ms);
+        positive(errs, "maxBackoffMs", p.max_backoff_ms);
+        if p.failure_threshold == 0 {
+            errs.push("keyPool.failureThreshold", "must be at least 1");
+        }
+        if p.max_backoff_ms < p.unhealthy_backoff_ms {
+            errs.push(
+                "keyPool.maxBackoffMs",
+                format!(
+                    "{} is below unhealthyBackoffMs ({})",
+                    p.max_backoff_ms, p.unhealthy_backoff_ms
+                ),
+            );
+        }
+        if let Some(h) = &p.sticky_header {
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                errs.push(
+                    "keyPool.stickyHeader",
+                    format!("{h:?} is not a header name"),
+                );
+            }
+        }
+        PoolSettings {
+            cooldown_ms: p.cooldown_ms,
+            max_cooldown_ms: p.max_cooldown_ms,
+            auth_failure_cooldown_ms: p.auth_failure_cooldown_ms,
+            failure_threshold: p.failure_threshold.max(1),
+            unhealthy_backoff_ms: p.unhealthy_backoff_ms,
+            max_backoff_ms: p.max_backoff_ms.max(p.unhealthy_backoff_ms),
+            trial_timeout_ms: PoolSettings::default().trial_timeout_ms,
+            when_all_down: match p.when_all_down {
+                WhenAllDownConfig::Fail => WhenAllDown::Fail,
+                WhenAllDownConfig::TryOldest => WhenAllDown::TryOldest,
+            },
+        }
     }
 
     /// The kind with its settings; a setting of another kind is an error.
@@ -413,6 +578,7 @@ mod tests {
     #[test]
     fn inline_key_values_never_show_in_debug() {
         let k = KeyConfig {
+            weight: 1,
             id: "k".into(),
             value: Some("sk-secret".into()),
             env: None,

@@ -14,6 +14,7 @@ use crate::convert::{
 };
 use crate::error::{openai_error_body, ApiError, ClientApi};
 use crate::headers::StreamMode;
+use crate::keypool::{Pick, PoolState, Selector};
 use crate::provider::Protocol;
 use crate::rewrite::{rewrite_openai_request, ModelRewrite, RequestEdits};
 use crate::schema::openai::summarize_request;
@@ -79,6 +80,7 @@ pub fn plan_attempt(
     client_path: &str,
     route: Option<&str>,
     stream: Option<StreamMode>,
+    key: Option<usize>,
 ) -> Result<AttemptPlan, ApiError> {
     let client_op = classify("POST", client_path).map(|e| e.op).map_err(|_| {
         ApiError::not_found(
@@ -100,15 +102,16 @@ pub fn plan_attempt(
     })?;
     let translation = Translation::between(client_api, plan.provider.protocol());
     let stream = if client_op.can_stream() { stream } else { None };
-    let (auth, key_id) = if plan.keys.is_keyless() {
-        (None, None)
-    } else {
-        let key = plan.keys.pick().ok_or_else(|| no_usable_key(plan))?;
-        let secret = key.secret.as_ref().ok_or_else(|| no_usable_key(plan))?;
-        (
-            Some(plan.provider.auth_header(secret.expose())),
-            Some(key.id.clone()),
-        )
+    let (auth, key_id) = match key.and_then(|i| plan.keys.get(i)) {
+        None if plan.keys.is_keyless() => (None, None),
+        None => return Err(no_usable_key(plan)),
+        Some(k) => {
+            let secret = k.secret.as_ref().ok_or_else(|| no_usable_key(plan))?;
+            (
+                Some(plan.provider.auth_header(secret.expose())),
+                Some(k.id.clone()),
+            )
+        }
     };
     let edits = passthrough_edits(plan, client_op, route, stream);
     let read_body =
@@ -210,6 +213,67 @@ pub fn prepare_body(
         path,
         model,
     })
+}
+
+/// Which key serves an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChoice {
+    /// The provider takes no key.
+    Keyless,
+    /// Use this key; `trial`: its first request after a cooldown, which
+    /// decides whether it is back (record it in the shared state first).
+    Use { index: usize, trial: bool },
+    /// No key can serve: answer this error (503), with `Retry-After` seconds.
+    Refuse {
+        error: ApiError,
+        retry_after_secs: Option<u64>,
+    },
+}
+
+/// Chooses the key for an attempt from the pool's shared state.
+pub fn choose_key(
+    plan: &ProviderPlan,
+    state: &PoolState,
+    selector: &mut Selector,
+    tried: &[usize],
+    sticky: Option<&str>,
+    now_ms: u64,
+) -> KeyChoice {
+    if plan.keys.is_keyless() {
+        return KeyChoice::Keyless;
+    }
+    if !plan.keys.any_usable() {
+        return KeyChoice::Refuse {
+            error: no_usable_key(plan),
+            retry_after_secs: None,
+        };
+    }
+    let keys: Vec<(&str, u32)> = plan
+        .keys
+        .ids()
+        .into_iter()
+        .zip(plan.keys.weights())
+        .collect();
+    match selector.pick(state, &keys, tried, sticky, now_ms, &plan.pool) {
+        Pick::Key(index) => KeyChoice::Use {
+            index,
+            trial: false,
+        },
+        Pick::Trial(index) => KeyChoice::Use { index, trial: true },
+        Pick::AllDown { retry_after_ms } => {
+            let secs = retry_after_ms.div_ceil(1000).max(1);
+            KeyChoice::Refuse {
+                error: ApiError::unavailable(
+                    "provider_keys_exhausted",
+                    format!(
+                        "every key of provider {} is rate limited, unhealthy or refused; retry in {secs} s",
+                        plan.name
+                    ),
+                ),
+                retry_after_secs: Some(secs),
+            }
+        }
+    }
 }
 
 fn no_usable_key(plan: &ProviderPlan) -> ApiError {
@@ -504,6 +568,21 @@ mod tests {
         cfg.compile(&|_| None).unwrap()
     }
 
+    /// The first key, as the pool would choose on a fresh state.
+    fn k(p: &ProviderPlan) -> Option<usize> {
+        match choose_key(
+            p,
+            &PoolState::fresh(&p.fingerprint, p.keys.keys().len()),
+            &mut Selector::default(),
+            &[],
+            None,
+            0,
+        ) {
+            KeyChoice::Use { index, .. } => Some(index),
+            _ => None,
+        }
+    }
+
     fn plan(keys: &str) -> ProviderPlan {
         plan_of(&format!(
             r#"{{"name":"ds","kind":"openai-compatible","baseUrl":"http://127.0.0.1:9/api/v1",
@@ -514,14 +593,14 @@ mod tests {
     #[test]
     fn plans_path_authority_and_key() {
         let p = plan(r#"[{"id":"k0","value":"sk-0"},{"id":"k1","value":"sk-1"}]"#);
-        let a = plan_attempt(&p, "/v1/chat/completions", Some("m1"), None).unwrap();
+        let a = plan_attempt(&p, "/v1/chat/completions", Some("m1"), None, k(&p)).unwrap();
         assert_eq!(a.path.as_deref(), Some("/api/v1/chat/completions"));
         assert_eq!(a.authority, "127.0.0.1:9");
         assert_eq!(a.auth, Some(("authorization", "Bearer sk-0".to_string())));
         assert_eq!(a.key_id.as_deref(), Some("k0"));
         assert_eq!(a.translation, Translation::Passthrough);
         assert!(!a.read_body);
-        let b = plan_attempt(&p, "/v1/chat/completions", Some("m1"), None).unwrap();
+        let b = plan_attempt(&p, "/v1/chat/completions", Some("m1"), None, Some(1)).unwrap();
         assert_eq!(b.key_id.as_deref(), Some("k1"));
     }
 
@@ -529,7 +608,7 @@ mod tests {
     fn body_is_read_only_when_needed() {
         let p = plan("[]");
         assert!(
-            plan_attempt(&p, "/v1/chat/completions", Some("m0"), None)
+            plan_attempt(&p, "/v1/chat/completions", Some("m0"), None, k(&p))
                 .unwrap()
                 .read_body
         );
@@ -538,7 +617,8 @@ mod tests {
                 &p,
                 "/v1/chat/completions",
                 Some("m1"),
-                Some(StreamMode::Plain)
+                Some(StreamMode::Plain),
+                k(&p)
             )
             .unwrap()
             .read_body
@@ -548,21 +628,29 @@ mod tests {
                 &p,
                 "/v1/chat/completions",
                 Some("m1"),
-                Some(StreamMode::WithUsage)
+                Some(StreamMode::WithUsage),
+                k(&p)
             )
             .unwrap()
             .read_body
         );
         assert!(
-            !plan_attempt(&p, "/v1/embeddings", Some("m1"), Some(StreamMode::Plain))
-                .unwrap()
-                .read_body
+            !plan_attempt(
+                &p,
+                "/v1/embeddings",
+                Some("m1"),
+                Some(StreamMode::Plain),
+                k(&p)
+            )
+            .unwrap()
+            .read_body
         );
         let a = plan_attempt(
             &p,
             "/v1/chat/completions",
             Some("m0"),
             Some(StreamMode::Plain),
+            k(&p),
         )
         .unwrap();
         let out = prepare_body(&p, &a, Some("m0"), br#"{"model":"fast","stream":true}"#).unwrap();
@@ -576,8 +664,53 @@ mod tests {
 
     #[test]
     fn keyless_providers_send_no_auth() {
-        let a = plan_attempt(&plan("[]"), "/v1/embeddings", None, None).unwrap();
+        let a = plan_attempt(&plan("[]"), "/v1/embeddings", None, None, k(&plan("[]"))).unwrap();
         assert_eq!((a.auth, a.key_id), (None, None));
+    }
+
+    #[test]
+    fn keys_are_chosen_by_weight_and_all_down_is_503_with_retry_after() {
+        use crate::keypool::{record, Outcome};
+        let p = plan(r#"[{"id":"k0","value":"sk-0","weight":3},{"id":"k1","value":"sk-1"}]"#);
+        let mut state = PoolState::fresh(&p.fingerprint, 2);
+        let mut sel = Selector::default();
+        let picks: Vec<_> = (0..8)
+            .map(|_| choose_key(&p, &state, &mut sel, &[], None, 0))
+            .collect();
+        assert_eq!(
+            picks
+                .iter()
+                .filter(|c| **c
+                    == KeyChoice::Use {
+                        index: 0,
+                        trial: false
+                    })
+                .count(),
+            6
+        );
+        for i in 0..2 {
+            record(
+                &mut state.keys[i],
+                Outcome::RateLimited {
+                    retry_after_ms: Some(4_500),
+                },
+                0,
+                &p.pool,
+            );
+        }
+        match choose_key(&p, &state, &mut sel, &[], None, 1_000) {
+            KeyChoice::Refuse {
+                error,
+                retry_after_secs,
+            } => {
+                assert_eq!(
+                    (error.status, error.code, retry_after_secs),
+                    (503, "provider_keys_exhausted", Some(4))
+                );
+                assert!(!error.message.contains("sk-"));
+            }
+            c => panic!("{c:?}"),
+        }
     }
 
     #[test]
@@ -585,7 +718,7 @@ mod tests {
         let p = plan_of(
             r#"{"name":"x","kind":"openai-compatible","baseUrl":"http://h","keys":[{"id":"k","env":"UNSET"}]}"#,
         );
-        let e = plan_attempt(&p, "/v1/chat/completions", None, None).unwrap_err();
+        let e = plan_attempt(&p, "/v1/chat/completions", None, None, k(&p)).unwrap_err();
         assert_eq!((e.status, e.code), (503, "provider_key_unavailable"));
     }
 
@@ -595,7 +728,7 @@ mod tests {
             r#"{"name":"az","kind":"azure-openai","baseUrl":"https://r.openai.azure.com","keys":[{"id":"k","value":"azkey"}],
                 "routes":{"m0":{"model":"prod-4o"},"m1":{}}}"#,
         );
-        let a = plan_attempt(&p, "/v1/chat/completions", Some("m1"), None).unwrap();
+        let a = plan_attempt(&p, "/v1/chat/completions", Some("m1"), None, k(&p)).unwrap();
         assert_eq!((a.path.as_ref(), a.read_body), (None, true));
         assert_eq!(a.auth, Some(("api-key", "azkey".to_string())));
         let out = prepare_body(&p, &a, Some("m1"), br#"{"model":"gpt-4o"}"#).unwrap();
@@ -604,7 +737,7 @@ mod tests {
             "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
         );
         assert_eq!(out.body, None);
-        let a = plan_attempt(&p, "/v1/embeddings", Some("m0"), None).unwrap();
+        let a = plan_attempt(&p, "/v1/embeddings", Some("m0"), None, k(&p)).unwrap();
         let out = prepare_body(&p, &a, Some("m0"), br#"{"model":"emb","input":"x"}"#).unwrap();
         assert_eq!(
             out.path,
@@ -617,7 +750,14 @@ mod tests {
         let p = plan_of(
             r#"{"name":"an","kind":"anthropic","keys":[{"id":"k","value":"ak"}],"routes":{"m0":{"model":"claude-x"}}}"#,
         );
-        let a = plan_attempt(&p, "/v1/messages", Some("m0"), Some(StreamMode::WithUsage)).unwrap();
+        let a = plan_attempt(
+            &p,
+            "/v1/messages",
+            Some("m0"),
+            Some(StreamMode::WithUsage),
+            k(&p),
+        )
+        .unwrap();
         assert_eq!(a.translation, Translation::Passthrough);
         assert_eq!(a.path.as_deref(), Some("/v1/messages"));
         assert_eq!(a.auth, Some(("x-api-key", "ak".to_string())));
@@ -636,7 +776,7 @@ mod tests {
             out.body.unwrap(),
             br#"{"model":"claude-x","max_tokens":5,"stream":true}"#
         );
-        let count = plan_attempt(&p, "/v1/messages/count_tokens", Some("m0"), None).unwrap();
+        let count = plan_attempt(&p, "/v1/messages/count_tokens", Some("m0"), None, k(&p)).unwrap();
         assert_eq!(count.path.as_deref(), Some("/v1/messages/count_tokens"));
     }
 
@@ -645,8 +785,9 @@ mod tests {
         let anthropic = plan_of(r#"{"name":"an","kind":"anthropic"}"#);
         let gemini = plan_of(r#"{"name":"ge","kind":"gemini"}"#);
         let openai = plan("[]");
-        let t =
-            |p: &ProviderPlan, path: &str| plan_attempt(p, path, None, None).unwrap().translation;
+        let t = |p: &ProviderPlan, path: &str| {
+            plan_attempt(p, path, None, None, k(p)).unwrap().translation
+        };
         assert_eq!(
             t(&anthropic, "/v1/chat/completions"),
             Translation::OpenAiToAnthropic
@@ -657,7 +798,14 @@ mod tests {
         );
         assert_eq!(t(&openai, "/v1/messages"), Translation::AnthropicToOpenAi);
         assert_eq!(t(&gemini, "/v1/messages"), Translation::AnthropicToGemini);
-        let a = plan_attempt(&anthropic, "/v1/chat/completions", None, None).unwrap();
+        let a = plan_attempt(
+            &anthropic,
+            "/v1/chat/completions",
+            None,
+            None,
+            k(&anthropic),
+        )
+        .unwrap();
         assert_eq!(
             (a.provider_op, a.path.as_deref()),
             (Operation::Messages, Some("/v1/messages"))
@@ -667,17 +815,24 @@ mod tests {
     #[test]
     fn operations_a_provider_does_not_offer_are_400() {
         let gemini = plan_of(r#"{"name":"ge","kind":"gemini"}"#);
-        let e = plan_attempt(&gemini, "/v1/embeddings", None, None).unwrap_err();
+        let e = plan_attempt(&gemini, "/v1/embeddings", None, None, k(&gemini)).unwrap_err();
         assert_eq!((e.status, e.code), (400, "unsupported_operation"));
         assert!(e.message.contains("ge (gemini)"), "{}", e.message);
-        let e = plan_attempt(&plan("[]"), "/v1/messages/count_tokens", None, None).unwrap_err();
+        let e = plan_attempt(
+            &plan("[]"),
+            "/v1/messages/count_tokens",
+            None,
+            None,
+            k(&plan("[]")),
+        )
+        .unwrap_err();
         assert_eq!(e.status, 400);
     }
 
     #[test]
     fn response_plans() {
         let p = plan("[]");
-        let a = plan_attempt(&p, "/v1/chat/completions", None, None).unwrap();
+        let a = plan_attempt(&p, "/v1/chat/completions", None, None, k(&p)).unwrap();
         assert_eq!(
             on_response_headers(&a, 200, Some("text/event-stream")),
             ResponsePlan::Pass
@@ -687,7 +842,7 @@ mod tests {
             ResponsePlan::RewriteError
         );
         let an = plan_of(r#"{"name":"an","kind":"anthropic"}"#);
-        let a = plan_attempt(&an, "/v1/chat/completions", None, None).unwrap();
+        let a = plan_attempt(&an, "/v1/chat/completions", None, None, k(&an)).unwrap();
         assert_eq!(
             on_response_headers(&a, 200, Some("text/event-stream; charset=utf-8")),
             ResponsePlan::ConvertStream

@@ -1,0 +1,187 @@
+"""Provider key pools through a real Envoy with 2 worker threads: traffic
+spread by weight, keys taken out on 429 / 401 / repeated 5xx and retried at
+once on another key, recovery after the cooldown, the all-keys-down policy,
+and per-key metrics."""
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections import Counter
+
+import pytest
+
+from harness import gateway_yaml, provider
+
+KEYS = [
+    {"id": "k1", "value": "sk-key-1", "weight": 2},
+    {"id": "k2", "value": "sk-key-2"},
+    {"id": "k3", "value": "sk-key-3"},
+]
+
+
+def bearer(n: int) -> dict:
+    return {"header": {"authorization": f"Bearer sk-key-{n}"}}
+
+
+POOL = {"cooldown": "2s", "authFailureCooldown": "3s", "failureThreshold": 2, "unhealthyBackoff": "2s", "maxBackoff": "8s"}
+# One provider (one pool) per test, so no test sees another's key states.
+POOLS = {
+    "spread": POOL,
+    "ratelimit": POOL,
+    "auth": POOL,
+    "errors": POOL,
+    "alldown": POOL,
+    "streams": POOL,
+    "sticky": dict(POOL, stickyHeader="x-session-id"),
+    "oldest": {"whenAllDown": "try-oldest", "cooldown": "30s"},
+    "metrics": POOL,
+}
+
+
+@pytest.fixture(scope="module")
+def gateway(mock_factory, gateway_factory):
+    mock = mock_factory("pool")
+    yaml = gateway_yaml(
+        providers=[provider(name, mock, keys=KEYS[:2] if name == "oldest" else KEYS, keyPool=pool) for name, pool in POOLS.items()],
+        models=[{"name": name, "target": {"provider": name}} for name in POOLS],
+    )
+    return gateway_factory(yaml, concurrency=2), mock
+
+
+@pytest.fixture
+def env(gateway):
+    gw, mock = gateway
+    mock.clear()
+    return gw, mock
+
+
+def body(pool: str, **extra) -> dict:
+    return {"model": pool, "messages": [{"role": "user", "content": "hi"}], **extra}
+
+
+def keys_used(mock) -> list[str]:
+    return [r["headers"]["authorization"].removeprefix("Bearer sk-key-") for r in mock.requests()]
+
+
+def test_requests_spread_over_the_keys_by_weight(env):
+    gw, mock = env
+    for _ in range(40):
+        assert gw.chat(body("spread")).status == 200
+    counts = Counter(keys_used(mock))
+    # Weights 2:1:1. Each of the 2 workers spreads its own share exactly.
+    assert abs(counts["1"] - 20) <= 2 and abs(counts["2"] - 10) <= 2 and abs(counts["3"] - 10) <= 2, counts
+
+
+def test_a_rate_limited_key_cools_down_and_the_request_is_retried_on_another(env):
+    gw, mock = env
+    mock.add_rules([{"match": bearer(1), "status": 429, "headers": {"retry-after": "2"}, "times": 1}])
+    statuses = [gw.chat(body("ratelimit")).status for _ in range(12)]
+    assert statuses == [200] * 12
+    used = keys_used(mock)
+    # Key 1 answered 429 once, then, cooling, got nothing more; no retry storm:
+    # exactly one extra attempt for the one 429.
+    assert used.count("1") == 1, used
+    assert len(used) == 13, used
+    # After Retry-After, one trial brings it back.
+    time.sleep(2.3)
+    mock.clear()
+    for _ in range(12):
+        assert gw.chat(body("ratelimit")).status == 200
+    assert keys_used(mock).count("1") >= 4
+
+
+def test_a_key_refused_with_401_is_taken_out_and_reported_by_id(env):
+    gw, mock = env
+    mock.add_rules([{"match": bearer(2), "status": 401}])
+    statuses = [gw.chat(body("auth")).status for _ in range(10)]
+    assert statuses == [200] * 10
+    used = keys_used(mock)
+    assert used.count("2") == 1, used
+    log = gw.log()
+    assert re.search(r"provider auth refused key k2 \(HTTP 401\): key taken out for \d+ s", log)
+    assert "sk-key-2" not in log
+    # Still refused at its trial: out again, and still only one attempt each time.
+    time.sleep(3.2)
+    mock.clear_requests()
+    for _ in range(6):
+        assert gw.chat(body("auth")).status == 200
+    assert keys_used(mock).count("2") == 1
+
+
+def test_repeated_server_errors_make_a_key_unhealthy(env):
+    gw, mock = env
+    mock.add_rules([{"match": bearer(3), "status": 503, "times": 2}])
+    statuses = [gw.chat(body("errors")).status for _ in range(16)]
+    assert statuses == [200] * 16
+    used = keys_used(mock)
+    # Two failures (the threshold), each retried elsewhere; then the key is out.
+    assert used.count("3") == 2, used
+    assert len(used) == 18
+
+
+def test_when_every_key_is_out_the_client_gets_503_with_retry_after(env):
+    gw, mock = env
+    mock.add_rules([{"match": bearer(n), "status": 429, "headers": {"retry-after": "5"}} for n in (1, 2, 3)])
+    # The request that finds every key rate limited tries each once, no more,
+    # and the client gets the provider's 429 with its Retry-After.
+    r = gw.chat(body("alldown"))
+    assert r.status == 429, r.body
+    assert r.headers["retry-after"] == "5"
+    assert sorted(keys_used(mock)) == ["1", "2", "3"]
+    # While they cool down, requests fail fast without calling the provider:
+    # 503 with the time until the first key is due back.
+    mock.clear_requests()
+    r = gw.chat(body("alldown"))
+    assert r.status == 503, r.body
+    err = r.json()["error"]
+    assert err["code"] == "provider_keys_exhausted"
+    assert "sk-key" not in r.body.decode()
+    assert 1 <= int(r.headers["retry-after"]) <= 5
+    assert mock.requests() == []
+
+
+def test_try_oldest_uses_the_key_due_back_first(env):
+    gw, mock = env
+    mock.add_rules([{"match": bearer(n), "status": 429, "headers": {"retry-after": str(10 * n)}, "times": 1} for n in (1, 2)])
+    r = gw.chat(body("oldest"))
+    assert r.status == 429  # both keys answered 429 within this request
+    mock.clear()
+    # Every key is cooling: the policy picks the one due back first (k1, 10 s).
+    r = gw.chat(body("oldest"))
+    assert r.status == 200
+    assert keys_used(mock) == ["1"]
+
+
+def test_streams_are_retried_on_another_key_before_the_first_byte(env):
+    gw, mock = env
+    mock.add_rules([{"match": bearer(1), "status": 429, "headers": {"retry-after": "2"}, "times": 1}])
+    results = []
+    for _ in range(4):
+        s = gw.stream(body("streams", stream=True))
+        results.append((s.status, s.data()[-1] if s.data() else None))
+    assert results == [(200, "[DONE]")] * 4
+    used = keys_used(mock)
+    assert used.count("1") == 1 and len(used) == 5, used
+
+
+def test_sticky_sessions_stay_on_one_key(env):
+    gw, mock = env
+    for session in ("alice", "bob", "carol"):
+        mock.clear()
+        for _ in range(5):
+            assert gw.chat(body("sticky"), headers={"x-session-id": session}).status == 200
+        assert len(set(keys_used(mock))) == 1, (session, keys_used(mock))
+
+
+def test_per_key_metrics_by_id(env):
+    gw, mock = env
+    mock.add_rules([{"match": bearer(2), "status": 429, "headers": {"retry-after": "1"}, "times": 1}])
+    for _ in range(6):
+        gw.chat(body("metrics"))
+    text = urllib.request.urlopen(gw.admin + "/stats/prometheus", timeout=10).read().decode()
+    lines = [l for l in text.splitlines() if "aigw_key" in l and not l.startswith("#")]
+    assert any(re.match(r'\w*aigw_key_requests_total\{.*provider="metrics".*key="k1".*\} [1-9]', l) for l in lines), lines
+    assert any(re.match(r'\w*aigw_key_failures_total\{.*key="k2".*class="rate_limited".*\} [1-9]', l) for l in lines), lines
+    assert any(re.match(r'\w*aigw_key_state\{.*provider="metrics".*key="k2".*\} \d', l) for l in lines), lines
+    assert "sk-key" not in text
