@@ -140,6 +140,8 @@ class Gateway:
                 "--admin-address-path", str(self.admin_path),
                 "--log-level", "info",
                 "--component-log-level", "wasm:debug",
+                # Access log lines within 0.1 s, not Envoy's default 10 s.
+                "--file-flush-interval-msec", "100",
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -12,6 +12,15 @@ pub enum ClientApi {
     Anthropic,
 }
 
+impl ClientApi {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientApi::OpenAi => "openai",
+            ClientApi::Anthropic => "anthropic",
+        }
+    }
+}
+
 /// An error the gateway returns to the client without (or instead of) a provider response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {

@@ -31,6 +31,11 @@ pub mod property {
     pub const BODY_LENGTH: &str = "aigw_body_length";
 }
 
+/// The API the client speaks (`openai` or `anthropic`), for Envoy's own
+/// replies: copied into dynamic metadata (`aigw.client_api`) by Envoy's
+/// header-to-metadata filter, where the local-reply mappers read it.
+pub const CLIENT_API: &str = "x-aigw-api";
+
 /// Response header naming the provider that served the request (documented,
 /// kept on responses to the client).
 pub const SERVED_BY: &str = "x-aigw-provider";

@@ -77,6 +77,10 @@ fn default_args(extra: &[String]) -> Vec<&'static str> {
     if !given(&["--component-log-level"]) {
         args.extend(["--component-log-level", "wasm:info"]);
     }
+    if !given(&["--file-flush-interval-msec"]) {
+        // The access log shows each request within a second, not Envoy's 10 s.
+        args.extend(["--file-flush-interval-msec", "1000"]);
+    }
     args
 }
 
@@ -86,20 +90,29 @@ mod tests {
 
     #[test]
     fn operator_flags_replace_the_defaults() {
+        let args = |a: &[&str]| default_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert_eq!(
-            default_args(&[]),
-            ["--log-level", "info", "--component-log-level", "wasm:info"]
+            args(&[]),
+            [
+                "--log-level",
+                "info",
+                "--component-log-level",
+                "wasm:info",
+                "--file-flush-interval-msec",
+                "1000"
+            ]
         );
-        let extra = vec![
-            "--component-log-level".to_string(),
-            "wasm:debug".to_string(),
-        ];
-        assert_eq!(default_args(&extra), ["--log-level", "info"]);
-        let extra = vec![
-            "-l".to_string(),
-            "debug".to_string(),
-            "--component-log-level=wasm:debug".to_string(),
-        ];
-        assert!(default_args(&extra).is_empty());
+        assert_eq!(
+            args(&["--component-log-level", "wasm:debug"]),
+            ["--log-level", "info", "--file-flush-interval-msec", "1000"]
+        );
+        assert!(args(&[
+            "-l",
+            "debug",
+            "--component-log-level=wasm:debug",
+            "--file-flush-interval-msec",
+            "5"
+        ])
+        .is_empty());
     }
 }

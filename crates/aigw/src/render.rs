@@ -104,6 +104,17 @@ fn listener(g: &Gateway, opts: &RenderOptions) -> Value {
                 "http_filters": [
                     wasm_filter("aigw-router", &opts.wasm_dir.join(ROUTER_WASM), &router_config, &[]),
                     {
+                        "name": "envoy.filters.http.header_to_metadata",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",
+                            "request_rules": [{
+                                "header": headers::CLIENT_API,
+                                "on_header_present": {"metadata_namespace": "aigw", "key": "client_api", "type": "STRING"},
+                                "remove": false,
+                            }],
+                        },
+                    },
+                    {
                         "name": "envoy.filters.http.router",
                         "typed_config": {
                             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
@@ -147,7 +158,8 @@ fn access_log() -> Value {
             "log_format": {"json_format": {
                 "time": "%START_TIME%",
                 "method": "%REQ(:METHOD)%",
-                "path": "%REQ(:PATH)%",
+                "path": "%FILTER_STATE(wasm.aigw_client_path:PLAIN)%",
+                "upstream_path": "%REQ(:PATH)%",
                 "status": "%RESPONSE_CODE%",
                 "flags": "%RESPONSE_FLAGS%",
                 "details": "%RESPONSE_CODE_DETAILS%",
@@ -172,9 +184,14 @@ fn local_reply_config() -> Value {
     let openai = |kind: &str, code: &str| json!({"json_format": {"error": {"message": "%LOCAL_REPLY_BODY%", "type": kind, "param": null, "code": code}}});
     let anthropic = |kind: &str| json!({"json_format": {"type": "error", "error": {"type": kind, "message": "%LOCAL_REPLY_BODY%"}}});
     // Anthropic clients (`/v1/messages...`) get Anthropic's envelope.
+    // The client's API is in dynamic metadata (`aigw.client_api`), put there
+    // from the router filter's `x-aigw-api`: `:path` is the provider's by now.
     let for_anthropic = |flags: Value| {
         json!({"and_filter": {"filters": [
-            {"header_filter": {"header": {"name": ":path", "string_match": {"prefix": "/v1/messages"}}}},
+            {"metadata_filter": {
+                "matcher": {"filter": "aigw", "path": [{"key": "client_api"}], "value": {"string_match": {"exact": "anthropic"}}},
+                "match_if_key_not_found": false,
+            }},
             {"response_flag_filter": flags},
         ]}})
     };

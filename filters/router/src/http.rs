@@ -76,6 +76,8 @@ impl HttpContext for RouterHttp {
         let method = self.get_http_request_header(":method").unwrap_or_default();
         let path = self.get_http_request_header(":path").unwrap_or_default();
         self.client_path = path.clone();
+        // The client's path, for the access log (the provider filter rewrites `:path`).
+        aigw_wasm::set_request_property(self, headers::property::CLIENT_PATH, &path);
         let content_type = self.get_http_request_header("content-type");
         let content_length = self.get_http_request_header("content-length");
         let decision = router::on_request_headers(
@@ -118,10 +120,9 @@ impl HttpContext for RouterHttp {
                 // decisions to the provider filter of every attempt.
                 self.set_http_request_header(headers::ROUTE, Some(&decision.route));
                 aigw_wasm::set_request_property(self, headers::property::ROUTE, &decision.route);
-                aigw_wasm::set_request_property(
-                    self,
-                    headers::property::CLIENT_PATH,
-                    &self.client_path,
+                self.set_http_request_header(
+                    headers::CLIENT_API,
+                    Some(decision.op.client_api().as_str()),
                 );
                 if let Some(mode) = decision.stream {
                     self.set_http_request_header(headers::STREAM, Some(mode.as_header()));

@@ -336,19 +336,17 @@ pub fn convert_body(
     body: &[u8],
     ctx: &ResponseContext<'_>,
 ) -> Result<Vec<u8>, ApiError> {
-    let bad = |e: ApiError| ApiError::bad_gateway("invalid_provider_response", e.message);
+    // The converters choose the status: 502 for a provider answer they cannot
+    // read, a 4xx where the answer is the client's to act on (e.g. a prompt
+    // the provider blocked).
     match attempt.translation {
         Translation::Passthrough => Ok(body.to_vec()),
-        Translation::OpenAiToAnthropic => {
-            convert::openai_anthropic::response(body, ctx).map_err(bad)
-        }
-        Translation::OpenAiToGemini => convert::openai_gemini::response(body, ctx).map_err(bad),
-        Translation::AnthropicToOpenAi => {
-            convert::anthropic_openai::response(body, ctx).map_err(bad)
-        }
+        Translation::OpenAiToAnthropic => convert::openai_anthropic::response(body, ctx),
+        Translation::OpenAiToGemini => convert::openai_gemini::response(body, ctx),
+        Translation::AnthropicToOpenAi => convert::anthropic_openai::response(body, ctx),
         Translation::AnthropicToGemini => {
-            let openai = convert::openai_gemini::response(body, ctx).map_err(bad)?;
-            convert::anthropic_openai::response(&openai, ctx).map_err(bad)
+            let openai = convert::openai_gemini::response(body, ctx)?;
+            convert::anthropic_openai::response(&openai, ctx)
         }
     }
 }
@@ -426,41 +424,47 @@ pub fn rewrite_error(
         );
         return (502, err.body(client_api));
     }
-    let read = match plan.provider.protocol() {
+    let mut read = match plan.provider.protocol() {
         Protocol::OpenAi => read_openai_error(status, content_type, body),
-        Protocol::Anthropic => with_text_fallback(
-            convert::openai_anthropic::error(status, body),
-            content_type,
-            body,
-        ),
-        Protocol::Gemini => with_text_fallback(
-            convert::openai_gemini::error(status, body),
-            content_type,
-            body,
-        ),
+        Protocol::Anthropic => convert::openai_anthropic::error(status, body),
+        Protocol::Gemini => convert::openai_gemini::error(status, body),
     };
-    let message = match read.message {
-        Some(m) => plan.keys.redact(&m),
-        None => format!("provider {} returned HTTP {status}", plan.name),
-    };
-    let body = match client_api {
-        ClientApi::OpenAi => {
-            let kind = match (plan.provider.protocol(), read.kind) {
-                (Protocol::OpenAi, Some(kind)) => kind,
-                _ => openai_error_type(status).to_string(),
-            };
-            let code = match plan.provider.protocol() {
-                Protocol::OpenAi => read.code,
-                _ => None,
-            };
-            openai_error_body(&kind, &message, read.param.as_deref(), code.as_deref())
+    // A message is quoted only from a JSON error or plain text, never from an
+    // HTML page or anything else a proxy in front of the provider may send.
+    let is_json = serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+    if !is_json {
+        read.message = plain_text(content_type, body);
+    }
+    read.message = read.message.map(|m| plan.keys.redact(&m));
+    let message = read
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("provider {} returned HTTP {status}", plan.name));
+    let body = match (client_api, plan.provider.protocol()) {
+        (ClientApi::OpenAi, Protocol::OpenAi) => {
+            let kind = read
+                .kind
+                .unwrap_or_else(|| openai_error_type(status).to_string());
+            openai_error_body(&kind, &message, read.param.as_deref(), read.code.as_deref())
         }
-        ClientApi::Anthropic => {
-            let kind = match (plan.provider.protocol(), read.kind) {
-                (Protocol::Anthropic, Some(kind)) => kind,
-                _ => anthropic_error_type(status).to_string(),
-            };
+        (ClientApi::OpenAi, _) => {
+            openai_error_body(openai_error_type(status), &message, None, None)
+        }
+        (ClientApi::Anthropic, Protocol::Anthropic) => {
+            let kind = read
+                .kind
+                .unwrap_or_else(|| anthropic_error_type(status).to_string());
             anthropic_error_body(&kind, &message)
+        }
+        // Worded as Anthropic does where it matters to agents (a prompt too long).
+        (ClientApi::Anthropic, Protocol::OpenAi) => {
+            convert::anthropic_openai::error_body(&ProviderError {
+                message: Some(message),
+                ..read
+            })
+        }
+        (ClientApi::Anthropic, Protocol::Gemini) => {
+            anthropic_error_body(anthropic_error_type(status), &message)
         }
     };
     (status, body)
@@ -468,17 +472,6 @@ pub fn rewrite_error(
 
 /// Longest piece of a plain-text error body quoted to the client.
 const MAX_QUOTED_TEXT: usize = 300;
-
-fn with_text_fallback(
-    mut err: ProviderError,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> ProviderError {
-    if err.message.is_none() {
-        err.message = plain_text(content_type, body);
-    }
-    err
-}
 
 fn plain_text(content_type: Option<&str>, body: &[u8]) -> Option<String> {
     let is_text = content_type.is_some_and(|ct| {
@@ -934,6 +927,49 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"type":"error","error":{"type":"api_error","message":"provider ds returned HTTP 502"}})
+        );
+    }
+
+    #[test]
+    fn html_from_any_provider_is_never_quoted() {
+        for kind in ["anthropic", "gemini"] {
+            let p = plan_of(&format!(r#"{{"name":"x","kind":"{kind}"}}"#));
+            for api in [ClientApi::OpenAi, ClientApi::Anthropic] {
+                let (_, b) = rewrite_error(
+                    &p,
+                    api,
+                    503,
+                    Some("text/html"),
+                    b"<html><body>Service Unavailable</body></html>",
+                );
+                let text = String::from_utf8_lossy(&b);
+                assert!(!text.contains('<'), "{kind}: {text}");
+                assert!(
+                    text.contains("provider x returned HTTP 503"),
+                    "{kind}: {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn anthropic_clients_get_anthropic_wording_for_a_prompt_too_long() {
+        let p = plan("[]");
+        let (s, v) = rewritten(
+            &p,
+            ClientApi::Anthropic,
+            400,
+            "application/json",
+            r#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","code":"context_length_exceeded"}}"#,
+        );
+        assert_eq!(s, 400);
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("prompt is too long: "),
+            "{v}"
         );
     }
 
