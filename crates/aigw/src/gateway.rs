@@ -139,9 +139,10 @@ pub struct ProviderEntry {
     /// `anthropic`: `max_tokens` sent when an OpenAI client gave none.
     #[serde(default)]
     pub default_max_tokens: Option<u32>,
-    /// Ask for a usage chunk on every stream (hidden from clients that did not ask).
-    #[serde(default = "yes")]
-    pub stream_usage: bool,
+    /// `openai-compatible` / `azure-openai`: ask for a usage chunk on every
+    /// stream (hidden from clients that did not ask). Default true.
+    #[serde(default)]
+    pub stream_usage: Option<bool>,
     /// Serve `name/<model>` for any model of this provider.
     #[serde(default = "yes")]
     pub provider_prefix: bool,

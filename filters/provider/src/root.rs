@@ -71,14 +71,14 @@ impl RootContext for ProviderRoot {
                 for key in plan.keys.keys() {
                     if let Some(reason) = &key.unavailable_reason {
                         log::warn!(
-                            "provider {} key {} is unusable: {reason}",
+                            "aigw-provider: provider {} key {} is unusable: {reason}",
                             plan.name,
                             key.id
                         );
                     }
                 }
                 log::info!(
-                    "provider {} ({}) at {}, {} key(s), {} route(s)",
+                    "aigw-provider: provider {} ({}) at {}, {} key(s), {} route(s)",
                     plan.name,
                     plan.provider.kind().as_str(),
                     plan.base_url,
@@ -112,7 +112,7 @@ impl RootContext for ProviderRoot {
                 true
             }
             Err(errs) => {
-                log::error!("invalid configuration: {errs}");
+                log::error!("aigw-provider: invalid configuration: {errs}");
                 false
             }
         }

@@ -24,7 +24,7 @@ impl RootContext for RouterRoot {
         match plan {
             Ok(plan) => {
                 log::info!(
-                    "configured, {} listed models, body limit {} bytes",
+                    "aigw-router: configured, {} listed models, body limit {} bytes",
                     plan.table.listed().len(),
                     plan.max_request_body_bytes
                 );
@@ -32,7 +32,7 @@ impl RootContext for RouterRoot {
                 true
             }
             Err(errs) => {
-                log::error!("invalid configuration: {errs}");
+                log::error!("aigw-router: invalid configuration: {errs}");
                 false
             }
         }

@@ -29,8 +29,8 @@ pub struct ProviderConfig {
     pub keys: Vec<KeyConfig>,
     /// Ask the provider for a usage chunk on streams the client did not ask
     /// usage for (removed again before the client sees it).
-    #[serde(default = "yes")]
-    pub stream_usage: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_usage: Option<bool>,
     /// `azure-openai` only: the `api-version` query parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
@@ -47,10 +47,6 @@ pub struct ProviderConfig {
     /// Per route id: the model name at this provider.
     #[serde(default)]
     pub routes: BTreeMap<String, RouteModel>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// A key given inline (`value`) or by environment variable (`env`), which the
@@ -294,7 +290,16 @@ impl ProviderConfig {
             return Err(errs);
         };
         let authority = base_url.authority();
-        let stream_usage = self.stream_usage && provider.supports_stream_usage();
+        if self.stream_usage.is_some() && !provider.supports_stream_usage() {
+            errs.push(
+                "streamUsage",
+                format!(
+                    "applies to OpenAI-speaking kinds (openai-compatible, azure-openai) only, not {}: the others always report usage",
+                    self.kind.as_str()
+                ),
+            );
+        }
+        let stream_usage = self.stream_usage.unwrap_or(true) && provider.supports_stream_usage();
         let pool = self.pool_settings(&mut errs);
         let material: Vec<(&str, u32, &str)> = keys
             .iter()
@@ -535,6 +540,13 @@ mod tests {
             text.contains("defaultMaxTokens: applies to kind anthropic only"),
             "{text}"
         );
+        let cfg: ProviderConfig =
+            parse_json(br#"{"name":"a","kind":"anthropic","streamUsage":false}"#).unwrap();
+        assert!(cfg
+            .compile(&env)
+            .unwrap_err()
+            .to_string()
+            .contains("streamUsage: applies to OpenAI-speaking kinds"));
         let cfg: ProviderConfig = parse_json(br#"{"name":"z","kind":"azure-openai"}"#).unwrap();
         assert!(cfg
             .compile(&env)

@@ -60,9 +60,12 @@ pub trait StreamConverter {
     fn push(&mut self, bytes: &[u8]) -> Vec<u8>;
     /// The provider's stream ended. Returns the client's closing bytes. When
     /// the provider stream ended cleanly, this closes the client stream
-    /// properly (e.g. `data: [DONE]`, `message_stop`); when it was cut before
-    /// its natural end, it must NOT pretend a clean end: it ends with an
-    /// explicit error event in the client's shape instead.
+    /// properly (e.g. `data: [DONE]`, `message_stop`); when it ended before
+    /// its natural end (the provider closed the body early), it must NOT
+    /// pretend a clean end: it ends with an explicit error event in the
+    /// client's shape instead. (A connection reset mid-stream never reaches
+    /// `finish`: Envoy resets the client's stream, which the client sees as
+    /// an incomplete response.)
     fn finish(&mut self) -> Vec<u8>;
     /// Usage reported by the provider so far.
     fn usage(&self) -> Option<&Usage>;

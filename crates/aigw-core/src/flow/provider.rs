@@ -185,7 +185,14 @@ pub fn prepare_body(
         )?,
         Translation::OpenAiToAnthropic => Some(convert::openai_anthropic::request(body, &ctx)?),
         Translation::OpenAiToGemini => Some(convert::openai_gemini::request(body, &ctx)?),
-        Translation::AnthropicToOpenAi => Some(convert::anthropic_openai::request(body, &ctx)?),
+        Translation::AnthropicToOpenAi => {
+            let converted = convert::anthropic_openai::request(body, &ctx)?;
+            Some(if plan.stream_usage {
+                converted
+            } else {
+                without_stream_options(&converted)
+            })
+        }
         Translation::AnthropicToGemini => {
             let openai = convert::anthropic_openai::request(body, &ctx)?;
             Some(convert::openai_gemini::request(&openai, &ctx)?)
@@ -273,6 +280,25 @@ pub fn choose_key(
                 retry_after_secs: Some(secs),
             }
         }
+    }
+}
+
+/// A converted OpenAI request without `stream_options`, for servers that
+/// reject it (`streamUsage: false`).
+fn without_stream_options(body: &[u8]) -> Vec<u8> {
+    match crate::schema::json_object::Members::parse(body) {
+        Ok(m) => m.write(
+            body.len(),
+            |k, _| {
+                if k == "stream_options" {
+                    crate::schema::json_object::Edit::Drop
+                } else {
+                    crate::schema::json_object::Edit::Keep
+                }
+            },
+            &[],
+        ),
+        Err(_) => body.to_vec(),
     }
 }
 
@@ -771,6 +797,22 @@ mod tests {
         );
         let count = plan_attempt(&p, "/v1/messages/count_tokens", Some("m0"), None, k(&p)).unwrap();
         assert_eq!(count.path.as_deref(), Some("/v1/messages/count_tokens"));
+    }
+
+    #[test]
+    fn anthropic_clients_streams_ask_for_usage_unless_the_provider_cannot_take_it() {
+        let body = br#"{"model":"m","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        for (stream_usage, expect) in [("true", true), ("false", false)] {
+            let p = plan_of(&format!(
+                r#"{{"name":"o","kind":"openai-compatible","baseUrl":"http://h/v1","streamUsage":{stream_usage}}}"#
+            ));
+            let a =
+                plan_attempt(&p, "/v1/messages", None, Some(StreamMode::WithUsage), None).unwrap();
+            let out = prepare_body(&p, &a, None, body).unwrap().body.unwrap();
+            let v: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v.get("stream_options").is_some(), expect, "{v}");
+            assert_eq!(v["stream"], true);
+        }
     }
 
     #[test]
