@@ -36,6 +36,7 @@ POOLS = {
     "sticky": dict(POOL, stickyHeader="x-session-id"),
     "oldest": {"whenAllDown": "try-oldest", "cooldown": "30s"},
     "metrics": POOL,
+    "probed": dict(POOL, authFailureCooldown="1h", healthCheck={"interval": "1s", "timeout": "1s"}),
 }
 
 
@@ -185,3 +186,45 @@ def test_per_key_metrics_by_id(env):
     assert any(re.match(r'\w*aigw_key_failures_total\{.*key="k2".*class="rate_limited".*\} [1-9]', l) for l in lines), lines
     assert any(re.match(r'\w*aigw_key_state\{.*provider="metrics".*key="k2".*\} \d', l) for l in lines), lines
     assert "sk-key" not in text
+
+
+def test_an_active_health_check_brings_a_refused_key_back_early(env):
+    gw, mock = env
+    # k1 is refused once on a chat request: out for an hour...
+    mock.add_rules([{"match": dict(bearer(1), path="/chat/completions"), "status": 401, "times": 1}])
+    assert gw.chat(body("probed")).status == 200
+    # ...but its probe (the model list) works, so it is back within seconds.
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        probes = [r for r in mock.requests() if r["method"] == "GET" and r["path"] == "/v1/models"]
+        if probes:
+            break
+        time.sleep(0.2)
+    assert probes, mock.requests()
+    probe = probes[0]
+    assert probe["headers"]["authorization"] == "Bearer sk-key-1"
+    assert not [h for h in probe["headers"] if h.startswith("x-aigw-")]
+    time.sleep(0.3)
+    mock.clear_requests()
+    for _ in range(8):
+        assert gw.chat(body("probed")).status == 200
+    assert "1" in keys_used(mock), keys_used(mock)
+    assert "provider probed key k1 is back: health check answered 200" in gw.log()
+
+
+def test_a_key_whose_probe_is_still_refused_stays_out_and_one_worker_probes(env):
+    gw, mock = env
+    mock.add_rules([{"match": bearer(2), "status": 401}])
+    # Enough requests for every key to serve one: k2 is refused and taken out.
+    for _ in range(4):
+        assert gw.chat(body("probed")).status == 200
+    assert "2" in keys_used(mock)
+    mock.clear_requests()
+    time.sleep(3.5)
+    chats = [r for r in mock.requests() if r["method"] == "POST"]
+    probes = [r for r in mock.requests() if r["method"] == "GET"]
+    # Probed about once a second by one worker (not once per worker), and
+    # never back in service while refused.
+    assert 2 <= len(probes) <= 5, probes
+    assert all(r["headers"]["authorization"] == "Bearer sk-key-2" for r in probes)
+    assert [r for r in chats if r["headers"]["authorization"] == "Bearer sk-key-2"] == []

@@ -272,6 +272,43 @@ fn availability(h: &KeyHealth, now_ms: u64, s: &PoolSettings) -> Option<bool> {
     }
 }
 
+/// Keys an active health check should probe: those out of service (cooling,
+/// unhealthy or refused), not one whose trial is in flight.
+pub fn due_for_check(state: &PoolState) -> Vec<usize> {
+    state
+        .keys
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| matches!(h.state, State::Cooling | State::Unhealthy | State::Disabled))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Applies an active health check's answer to a key that is out: a success
+/// brings it back at once; a refusal or rate limit keeps it out (for the new
+/// time); anything else (an error, no answer) changes nothing. Returns whether
+/// the state changed.
+pub fn record_check(
+    health: &mut KeyHealth,
+    status: u16,
+    retry_after_ms: Option<u64>,
+    now_ms: u64,
+    s: &PoolSettings,
+) -> bool {
+    if !matches!(
+        health.state,
+        State::Cooling | State::Unhealthy | State::Disabled
+    ) {
+        return false;
+    }
+    match status {
+        200..=299 => record(health, Outcome::Success, now_ms, s),
+        401 | 403 => record(health, Outcome::AuthFailed, now_ms, s),
+        429 => record(health, Outcome::RateLimited { retry_after_ms }, now_ms, s),
+        _ => false,
+    }
+}
+
 /// Marks key `i` as the subject of a trial starting now.
 pub fn start_trial(health: &mut KeyHealth, now_ms: u64) {
     let trial_of = if health.state == State::Trial {
@@ -838,6 +875,36 @@ mod tests {
             !t.get(&format!("x{}", TRIED_MAX + 9)).is_empty(),
             "the newest stay"
         );
+    }
+
+    #[test]
+    fn health_checks_restore_keys_that_answer_and_keep_out_the_others() {
+        let s = settings();
+        let mut st = pool(3);
+        record(&mut st.keys[0], Outcome::AuthFailed, 0, &s);
+        record(
+            &mut st.keys[1],
+            Outcome::RateLimited {
+                retry_after_ms: Some(60_000),
+            },
+            0,
+            &s,
+        );
+        assert_eq!(due_for_check(&st), [0, 1]);
+        // A success brings a refused key back long before its hour is over.
+        assert!(record_check(&mut st.keys[0], 200, None, 1_000, &s));
+        assert_eq!(st.keys[0], KeyHealth::default());
+        // Still rate limited: out for the new Retry-After.
+        assert!(record_check(&mut st.keys[1], 429, Some(5_000), 1_000, &s));
+        assert_eq!(
+            (st.keys[1].state, st.keys[1].until_ms),
+            (State::Cooling, 6_000)
+        );
+        // An error says nothing about the key.
+        assert!(!record_check(&mut st.keys[1], 503, None, 1_000, &s));
+        // Healthy keys are not touched.
+        assert!(!record_check(&mut st.keys[2], 401, None, 1_000, &s));
+        assert_eq!(due_for_check(&st), [1]);
     }
 
     #[test]

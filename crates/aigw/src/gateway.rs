@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use aigw_core::config::provider::{KeyConfig, KeyPoolConfig, ProviderConfig, RouteModel};
+use aigw_core::config::provider::{
+    HealthCheckConfig, KeyConfig, KeyPoolConfig, ProviderConfig, RouteModel,
+};
 use aigw_core::config::router::{
     ModelRoute, ProviderPrefixRoute, RouterConfig, DEFAULT_MAX_REQUEST_BODY_BYTES,
     MAX_REQUEST_BODY_BYTES_LIMIT,
@@ -209,6 +211,21 @@ pub struct KeyPool {
     /// failure. Default: one per other key, at most 3.
     #[serde(default)]
     pub retries: Option<u32>,
+    /// Probe keys that are out with a cheap request (the provider's model
+    /// list), from one worker, so they come back as soon as they work.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheckEntry {
+    /// How often keys that are out are probed. Default 30s.
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    /// How long a probe may take. Default 5s.
+    #[serde(default)]
+    pub timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for KeyEntry {
@@ -327,7 +344,16 @@ fn key_pool_config(pool: Option<&KeyPool>) -> KeyPoolConfig {
     c.max_backoff_ms = ms(p.max_backoff, c.max_backoff_ms);
     c.when_all_down = p.when_all_down.unwrap_or(c.when_all_down);
     c.sticky_header = p.sticky_header.clone();
+    c.health_check = p.health_check.as_ref().map(|hc| HealthCheckConfig {
+        interval_ms: hc.interval.map_or(30_000, |d| d.millis),
+        timeout_ms: hc.timeout.map_or(5_000, |d| d.millis),
+    });
     c
+}
+
+/// The cluster the active health check of a provider uses.
+pub fn health_check_cluster(provider: &str) -> String {
+    format!("aigw-provider-{provider}-healthcheck")
 }
 
 impl ProviderEntry {
@@ -456,6 +482,14 @@ pub fn compile(
             anthropic_version: p.anthropic_version.clone(),
             default_max_tokens: p.default_max_tokens,
             key_pool: key_pool_config(p.key_pool.as_ref()),
+            // Probes go through a twin of the provider's cluster without the
+            // aigw filter: a call from the filter's own VM into its own
+            // filter chain would re-enter it.
+            cluster: p
+                .key_pool
+                .as_ref()
+                .and_then(|k| k.health_check.as_ref())
+                .map(|_| health_check_cluster(&p.name)),
             routes: BTreeMap::new(),
         };
         if let Some(r) = p.key_pool.as_ref().and_then(|k| k.retries) {

@@ -23,7 +23,13 @@ pub struct RenderOptions {
 }
 
 pub fn bootstrap(g: &Gateway, opts: &RenderOptions) -> Value {
-    let clusters: Vec<Value> = g.providers.iter().map(|p| cluster(g, p, opts)).collect();
+    let mut clusters: Vec<Value> = Vec::new();
+    for p in &g.providers {
+        clusters.push(cluster(g, p, opts));
+        if let Some(name) = &p.filter.cluster {
+            clusters.push(health_check_cluster(g, p, opts, name));
+        }
+    }
     json!({
         "node": {"id": "aigw", "cluster": "aigw"},
         "admin": {"address": socket(&g.admin)},
@@ -274,6 +280,27 @@ fn cluster(g: &Gateway, p: &CompiledProvider, opts: &RenderOptions) -> Value {
                 }},
             },
         });
+    }
+    c
+}
+
+/// The twin of a provider's cluster that carries the key pool's health-check
+/// probes: same endpoint, TLS and protocol, no aigw filter (the probes are
+/// complete when they leave the filter's VM).
+fn health_check_cluster(
+    g: &Gateway,
+    p: &CompiledProvider,
+    opts: &RenderOptions,
+    name: &str,
+) -> Value {
+    let mut c = cluster(g, p, opts);
+    c["name"] = json!(name);
+    c["load_assignment"]["cluster_name"] = json!(name);
+    if let Some(options) = c
+        .pointer_mut("/typed_extension_protocol_options/envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
+        .and_then(Value::as_object_mut)
+    {
+        options.remove("http_filters");
     }
     c
 }

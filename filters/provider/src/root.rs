@@ -2,11 +2,13 @@
 //! and the per-worker state every attempt of this provider shares.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use aigw_core::config::parse_json;
 use aigw_core::config::provider::{ProviderConfig, ProviderPlan};
-use aigw_core::keypool::{PoolState, Selector, TriedKeys};
+use aigw_core::keypool::{self, PoolState, Selector, State, TriedKeys};
 use aigw_wasm::{metric_label, Metric};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
@@ -56,9 +58,119 @@ pub struct Shared {
 pub struct ProviderRoot {
     plan: Option<Rc<ProviderPlan>>,
     shared: Option<Rc<Shared>>,
+    /// Probes in flight: call token → key index.
+    probes: HashMap<u32, usize>,
 }
 
-impl Context for ProviderRoot {}
+impl ProviderRoot {
+    /// One worker at a time probes: the one that takes the lease.
+    fn take_lease(&self, plan: &ProviderPlan, interval_ms: u64) -> bool {
+        let now = aigw_wasm::now_ms(self);
+        let key = format!("aigw.healthcheck.{}", plan.fingerprint);
+        aigw_wasm::shared_update(self, &key, |current| {
+            let until: u64 = current
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            (until <= now).then(|| (now + interval_ms * 9 / 10).to_string().into_bytes())
+        })
+    }
+
+    fn probe(&mut self) {
+        let (Some(plan), Some(shared)) = (self.plan.clone(), self.shared.clone()) else {
+            return;
+        };
+        let Some(hc) = plan.health_check.clone() else {
+            return;
+        };
+        if !self.take_lease(&plan, hc.interval_ms) {
+            return;
+        }
+        let n = plan.keys.keys().len();
+        let state = PoolState::load(
+            aigw_wasm::shared_get(self, &shared.state_key).as_deref(),
+            &plan.fingerprint,
+            n,
+        );
+        for index in keypool::due_for_check(&state) {
+            let Some(key) = plan.keys.get(index) else {
+                continue;
+            };
+            let Some(secret) = &key.secret else { continue };
+            let (auth_name, auth_value) = plan.provider.auth_header(secret.expose());
+            let mut headers = vec![
+                (":method", "GET"),
+                (":path", hc.path.as_str()),
+                (":authority", plan.authority.as_str()),
+                ("accept-encoding", "identity"),
+                (auth_name, auth_value.as_str()),
+            ];
+            let defaults = plan.provider.default_headers();
+            for (name, value) in &defaults {
+                headers.push((name, value.as_str()));
+            }
+            match self.dispatch_http_call(
+                &hc.cluster,
+                headers,
+                None,
+                vec![],
+                Duration::from_millis(hc.timeout_ms),
+            ) {
+                Ok(token) => {
+                    self.probes.insert(token, index);
+                }
+                Err(status) => log::warn!(
+                    "aigw-provider: provider {} health check of key {} not sent: {status:?}",
+                    plan.name,
+                    key.id
+                ),
+            }
+        }
+    }
+}
+
+impl Context for ProviderRoot {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
+        let Some(index) = self.probes.remove(&token) else {
+            return;
+        };
+        let (Some(plan), Some(shared)) = (self.plan.clone(), self.shared.clone()) else {
+            return;
+        };
+        let status: u16 = self
+            .get_http_call_response_header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let now = aigw_wasm::now_ms(self);
+        let retry_after = self
+            .get_http_call_response_header("retry-after")
+            .and_then(|v| keypool::parse_retry_after(&v, now));
+        let n = plan.keys.keys().len();
+        let mut after = None;
+        aigw_wasm::shared_update(self, &shared.state_key, |bytes| {
+            let mut st = PoolState::load(bytes, &plan.fingerprint, n);
+            let h = st.keys.get_mut(index)?;
+            let changed = keypool::record_check(h, status, retry_after, now, &plan.pool);
+            after = Some(*h);
+            changed.then(|| st.to_bytes())
+        });
+        let key_id = plan.keys.get(index).map_or("?", |k| k.id.as_str());
+        if let (Some(h), Some(m)) = (after, shared.metrics.get(index)) {
+            m.state.set(h.state.gauge());
+            if h.state == State::Healthy {
+                log::info!("aigw-provider: provider {} key {key_id} is back: health check answered {status}", plan.name);
+            } else {
+                log::debug!("aigw-provider: provider {} key {key_id} health check answered {status}: still {}", plan.name, h.state.as_str());
+            }
+        }
+    }
+}
 
 impl RootContext for ProviderRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -108,6 +220,9 @@ impl RootContext for ProviderRoot {
                     state_key,
                     metrics,
                 }));
+                if let Some(hc) = &plan.health_check {
+                    self.set_tick_period(Duration::from_millis(hc.interval_ms));
+                }
                 self.plan = Some(Rc::new(plan));
                 true
             }
@@ -126,5 +241,9 @@ impl RootContext for ProviderRoot {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+
+    fn on_tick(&mut self) {
+        self.probe();
     }
 }

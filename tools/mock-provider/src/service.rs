@@ -110,6 +110,8 @@ enum Endpoint<'a> {
         model: &'a str,
         action: Action,
     },
+    /// `GET .../models`: a model list (what gateways use as a cheap key check).
+    Models,
     Unknown,
 }
 
@@ -144,14 +146,16 @@ impl<'a> Endpoint<'a> {
         match self {
             Self::Chat { deployment } | Self::Embeddings { deployment } => deployment,
             Self::Gemini { model, .. } => Some(model),
-            Self::Messages | Self::CountTokens | Self::Unknown => None,
+            Self::Messages | Self::CountTokens | Self::Models | Self::Unknown => None,
         }
     }
 
     /// Unknown paths answer in OpenAI's shape, for want of a better one.
     fn protocol(self) -> Protocol {
         match self {
-            Self::Chat { .. } | Self::Embeddings { .. } | Self::Unknown => Protocol::OpenAi,
+            Self::Chat { .. } | Self::Embeddings { .. } | Self::Models | Self::Unknown => {
+                Protocol::OpenAi
+            }
             Self::Messages | Self::CountTokens => Protocol::Anthropic,
             Self::Gemini { .. } => Protocol::Gemini,
         }
@@ -172,6 +176,8 @@ impl<'a> Endpoint<'a> {
             Self::Messages
         } else if let Some((model, action)) = gemini::route(path, query) {
             Self::Gemini { model, action }
+        } else if path.ends_with("/models") {
+            Self::Models
         } else {
             Self::Unknown
         }
@@ -221,7 +227,7 @@ async fn provider(state: &State, req: Request<Incoming>) -> Response<ResponseBod
         Endpoint::Gemini { model, action } => {
             Parsed::Gemini(gemini::parse_request(&body, model), action)
         }
-        Endpoint::Unknown => Parsed::None,
+        Endpoint::Models | Endpoint::Unknown => Parsed::None,
     };
     state.requests.push(RecordedRequest::new(
         &parts.method,
@@ -264,6 +270,16 @@ fn answer(
     if let Some(status) = behavior.status.filter(|s| *s >= 400) {
         let (content_type, body) = error_body(state, protocol, status, behavior.error_format);
         return full_or_cut(status_code(status), content_type, body, behavior.cut_after);
+    }
+    if endpoint == Endpoint::Models && *method == Method::GET {
+        let body = serde_json::json!({"object": "list", "data": [
+            {"id": "mock-model", "object": "model", "created": 0, "owned_by": state.name},
+        ]});
+        return full(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from(body.to_string()),
+        );
     }
     if endpoint == Endpoint::Unknown {
         return json_error(

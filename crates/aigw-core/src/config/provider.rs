@@ -44,6 +44,9 @@ pub struct ProviderConfig {
     /// How the keys share traffic and recover from failures.
     #[serde(default)]
     pub key_pool: KeyPoolConfig,
+    /// The Envoy cluster of this provider (for the active health check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// Per route id: the model name at this provider.
     #[serde(default)]
     pub routes: BTreeMap<String, RouteModel>,
@@ -98,6 +101,36 @@ pub struct KeyPoolConfig {
     /// key (e.g. a session or user header), for providers' prompt caches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sticky_header: Option<String>,
+    /// Probe keys that are out with a cheap request (the provider's model
+    /// list), so they come back as soon as they work. Needs `cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    #[serde(default = "d_hc_interval")]
+    pub interval_ms: u64,
+    #[serde(default = "d_hc_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn d_hc_interval() -> u64 {
+    30_000
+}
+fn d_hc_timeout() -> u64 {
+    5_000
+}
+
+/// The active health check, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Envoy cluster the probes go to.
+    pub cluster: String,
+    pub path: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -138,6 +171,7 @@ impl Default for KeyPoolConfig {
             max_backoff_ms: d_max_backoff(),
             when_all_down: WhenAllDownConfig::Fail,
             sticky_header: None,
+            health_check: None,
         }
     }
 }
@@ -177,6 +211,7 @@ pub struct ProviderPlan {
     /// Fingerprint of the key set: names the shared state of this pool.
     pub fingerprint: String,
     pub sticky_header: Option<String>,
+    pub health_check: Option<HealthCheck>,
     pub stream_usage: bool,
     pub routes: HashMap<String, ModelRewrite>,
 }
@@ -301,6 +336,29 @@ impl ProviderConfig {
         }
         let stream_usage = self.stream_usage.unwrap_or(true) && provider.supports_stream_usage();
         let pool = self.pool_settings(&mut errs);
+        let health_check = self.key_pool.health_check.and_then(|hc| {
+            if hc.interval_ms < 1000 || hc.timeout_ms == 0 || hc.timeout_ms > hc.interval_ms {
+                errs.push(
+                    "keyPool.healthCheck",
+                    format!(
+                        "intervalMs {} must be at least 1000 and timeoutMs {} between 1 and intervalMs",
+                        hc.interval_ms, hc.timeout_ms
+                    ),
+                );
+            }
+            match &self.cluster {
+                Some(cluster) if !cluster.is_empty() => Some(HealthCheck {
+                    interval_ms: hc.interval_ms,
+                    timeout_ms: hc.timeout_ms,
+                    cluster: cluster.clone(),
+                    path: provider.health_check_path(&base_url.path),
+                }),
+                _ => {
+                    errs.push("keyPool.healthCheck", "needs `cluster`, the Envoy cluster of this provider");
+                    None
+                }
+            }
+        });
         let material: Vec<(&str, u32, &str)> = keys
             .iter()
             .map(|k: &ProviderKey| {
@@ -325,6 +383,7 @@ impl ProviderConfig {
                 .sticky_header
                 .as_ref()
                 .map(|h| h.to_ascii_lowercase()),
+            health_check,
             stream_usage,
             routes,
         })
@@ -553,6 +612,40 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("baseUrl: is required for kind azure-openai"));
+    }
+
+    #[test]
+    fn health_checks_need_the_cluster_and_probe_the_model_list() {
+        let cfg: ProviderConfig = parse_json(
+            br#"{"name":"a","kind":"anthropic","cluster":"c1","keyPool":{"healthCheck":{"intervalMs":10000}}}"#,
+        )
+        .unwrap();
+        let hc = cfg.compile(&env).unwrap().health_check.unwrap();
+        assert_eq!(
+            (
+                hc.cluster.as_str(),
+                hc.path.as_str(),
+                hc.interval_ms,
+                hc.timeout_ms
+            ),
+            ("c1", "/v1/models", 10_000, 5_000)
+        );
+        let cfg: ProviderConfig =
+            parse_json(br#"{"name":"a","kind":"openai-compatible","baseUrl":"http://h/v1","keyPool":{"healthCheck":{}}}"#).unwrap();
+        assert!(cfg
+            .compile(&env)
+            .unwrap_err()
+            .to_string()
+            .contains("needs `cluster`"));
+        let cfg: ProviderConfig = parse_json(
+            br#"{"name":"a","kind":"openai-compatible","baseUrl":"http://h/v1","cluster":"c","keyPool":{"healthCheck":{"intervalMs":10}}}"#,
+        )
+        .unwrap();
+        assert!(cfg
+            .compile(&env)
+            .unwrap_err()
+            .to_string()
+            .contains("intervalMs 10 must be at least 1000"));
     }
 
     #[test]

@@ -148,6 +148,21 @@ impl Provider {
         }
     }
 
+    /// A cheap request that proves a key works: listing the provider's models.
+    pub fn health_check_path(&self, base_path: &str) -> String {
+        let base = base_path.trim_end_matches('/');
+        match self {
+            Provider::OpenaiCompatible | Provider::Gemini => format!("{base}/models"),
+            Provider::AzureOpenai { api_version } => {
+                format!(
+                    "{base}/openai/models?api-version={}",
+                    encode_segment(api_version)
+                )
+            }
+            Provider::Anthropic { .. } => format!("{base}/v1/models"),
+        }
+    }
+
     /// `max_tokens` to send when the client gave none and the provider needs it.
     pub fn default_max_tokens(&self) -> u32 {
         match self {
