@@ -37,6 +37,7 @@ POOLS = {
     "oldest": {"whenAllDown": "try-oldest", "cooldown": "30s"},
     "metrics": POOL,
     "probed": dict(POOL, authFailureCooldown="1h", healthCheck={"interval": "1s", "timeout": "1s"}),
+    "hangup": POOL,
 }
 
 
@@ -228,3 +229,36 @@ def test_a_key_whose_probe_is_still_refused_stays_out_and_one_worker_probes(env)
     assert 2 <= len(probes) <= 5, probes
     assert all(r["headers"]["authorization"] == "Bearer sk-key-2" for r in probes)
     assert [r for r in chats if r["headers"]["authorization"] == "Bearer sk-key-2"] == []
+
+
+def test_clients_hanging_up_do_not_take_keys_out(env):
+    gw, mock = env
+    import http.client
+    import json as _json
+
+    # Clients that give up before a slow provider answers, more often than the
+    # failure threshold: not the keys' fault.
+    for _ in range(6):
+        conn = http.client.HTTPConnection(gw.host, gw.port, timeout=0.3)
+        try:
+            conn.request("POST", "/v1/chat/completions", body=_json.dumps(body("hangup")),
+                         headers={"content-type": "application/json", "x-mock-delay-ms": "1500"})
+            conn.getresponse()
+        except OSError:
+            pass
+        finally:
+            conn.close()
+    time.sleep(0.5)
+    mock.clear_requests()
+    for _ in range(6):
+        assert gw.chat(body("hangup")).status == 200
+    assert set(keys_used(mock)) == {"1", "2", "3"}
+
+
+def test_a_reused_client_request_id_does_not_carry_tried_keys_over(env):
+    gw, mock = env
+    mock.add_rules([{"match": bearer(n), "status": 429, "headers": {"retry-after": "1"}, "times": 1} for n in (1, 2, 3)])
+    headers = {"x-request-id": "same-id-every-time"}
+    assert gw.chat(body("ratelimit"), headers=headers).status == 429
+    time.sleep(1.2)
+    assert gw.chat(body("ratelimit"), headers=headers).status == 200

@@ -29,6 +29,10 @@ pub mod property {
     /// The length of the client's body: an attempt that sends it unchanged
     /// restores `content-length`, which an earlier attempt may have rewritten.
     pub const BODY_LENGTH: &str = "aigw_body_length";
+    /// An id unique to this request, made by the router filter (the client's
+    /// `x-request-id` may be reused): keys tried by earlier attempts are
+    /// remembered under it.
+    pub const REQUEST_ID: &str = "aigw_request_id";
 }
 
 /// The API the client speaks (`openai` or `anthropic`), for Envoy's own

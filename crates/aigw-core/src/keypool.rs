@@ -272,14 +272,15 @@ fn availability(h: &KeyHealth, now_ms: u64, s: &PoolSettings) -> Option<bool> {
     }
 }
 
-/// Keys an active health check should probe: those out of service (cooling,
-/// unhealthy or refused), not one whose trial is in flight.
+/// Keys an active health check should probe: those unhealthy or refused. Not
+/// a rate-limited key (a model list says nothing of rate limits: its
+/// `Retry-After` stands), nor one whose trial is in flight.
 pub fn due_for_check(state: &PoolState) -> Vec<usize> {
     state
         .keys
         .iter()
         .enumerate()
-        .filter(|(_, h)| matches!(h.state, State::Cooling | State::Unhealthy | State::Disabled))
+        .filter(|(_, h)| matches!(h.state, State::Unhealthy | State::Disabled))
         .map(|(i, _)| i)
         .collect()
 }
@@ -295,10 +296,9 @@ pub fn record_check(
     now_ms: u64,
     s: &PoolSettings,
 ) -> bool {
-    if !matches!(
-        health.state,
-        State::Cooling | State::Unhealthy | State::Disabled
-    ) {
+    // Only keys a probe can speak for: refused or unhealthy (a rate-limited
+    // key keeps the provider's Retry-After).
+    if !matches!(health.state, State::Unhealthy | State::Disabled) {
         return false;
     }
     match status {
@@ -306,6 +306,19 @@ pub fn record_check(
         401 | 403 => record(health, Outcome::AuthFailed, now_ms, s),
         429 => record(health, Outcome::RateLimited { retry_after_ms }, now_ms, s),
         _ => false,
+    }
+}
+
+/// Gives back a trial that will have no outcome (the gateway refused the
+/// request itself): the key is due again at once.
+pub fn release_trial(health: &mut KeyHealth, now_ms: u64) {
+    if health.state == State::Trial {
+        *health = KeyHealth {
+            state: health.trial_of,
+            until_ms: now_ms,
+            trial_of: State::Healthy,
+            ..*health
+        };
     }
 }
 
@@ -425,13 +438,18 @@ impl Selector {
 /// attempts of a request run on the worker that received it). Bounded:
 /// entries expire after `TRIED_TTL_MS`, and the oldest go first past
 /// `TRIED_MAX` requests.
+///
+/// Entries are keyed by the id the router filter gives each request (not the
+/// client's `x-request-id`, which a client may reuse).
 #[derive(Debug, Default)]
 pub struct TriedKeys {
     entries: std::collections::HashMap<String, (u64, Vec<usize>)>,
 }
 
-pub const TRIED_TTL_MS: u64 = 600_000;
+pub const TRIED_TTL_MS: u64 = 120_000;
 pub const TRIED_MAX: usize = 10_000;
+/// Size at which expired entries are dropped.
+const TRIED_PRUNE_AT: usize = 256;
 
 impl TriedKeys {
     pub fn get(&self, request: &str) -> Vec<usize> {
@@ -445,7 +463,7 @@ impl TriedKeys {
         if request.is_empty() {
             return;
         }
-        if self.entries.len() >= TRIED_MAX && !self.entries.contains_key(request) {
+        if self.entries.len() >= TRIED_PRUNE_AT && !self.entries.contains_key(request) {
             self.prune(now_ms);
         }
         let entry = self
@@ -667,6 +685,29 @@ mod tests {
     }
 
     #[test]
+    fn a_released_trial_is_due_again_at_once() {
+        let s = settings();
+        let mut h = KeyHealth::default();
+        record(
+            &mut h,
+            Outcome::RateLimited {
+                retry_after_ms: Some(1_000),
+            },
+            0,
+            &s,
+        );
+        start_trial(&mut h, 2_000);
+        release_trial(&mut h, 2_500);
+        assert_eq!((h.state, h.until_ms), (State::Cooling, 2_500));
+        let mut st = pool(1);
+        st.keys[0] = h;
+        assert_eq!(
+            pick(&mut Selector::new(1), &st, &[1], &[], 2_500),
+            Pick::Trial(0)
+        );
+    }
+
+    #[test]
     fn refused_keys_are_disabled_for_long() {
         let s = settings();
         let mut st = pool(2);
@@ -875,36 +916,53 @@ mod tests {
             !t.get(&format!("x{}", TRIED_MAX + 9)).is_empty(),
             "the newest stay"
         );
+        // Expired entries go as soon as the map grows a little.
+        let mut t = TriedKeys::default();
+        t.add("old", 1, 0);
+        for i in 0..300 {
+            t.add(&format!("new{i}"), 0, TRIED_TTL_MS + 1);
+        }
+        assert!(t.get("old").is_empty());
     }
 
     #[test]
     fn health_checks_restore_keys_that_answer_and_keep_out_the_others() {
         let s = settings();
-        let mut st = pool(3);
+        let mut st = pool(4);
         record(&mut st.keys[0], Outcome::AuthFailed, 0, &s);
+        for _ in 0..3 {
+            record(&mut st.keys[1], Outcome::Failed, 0, &s);
+        }
         record(
-            &mut st.keys[1],
+            &mut st.keys[2],
             Outcome::RateLimited {
                 retry_after_ms: Some(60_000),
             },
             0,
             &s,
         );
+        // A rate-limited key keeps its Retry-After: not probed.
         assert_eq!(due_for_check(&st), [0, 1]);
+        assert!(!record_check(&mut st.keys[2], 200, None, 1_000, &s));
         // A success brings a refused key back long before its hour is over.
         assert!(record_check(&mut st.keys[0], 200, None, 1_000, &s));
         assert_eq!(st.keys[0], KeyHealth::default());
-        // Still rate limited: out for the new Retry-After.
+        // Rate limited at its probe: cooling for the new Retry-After.
         assert!(record_check(&mut st.keys[1], 429, Some(5_000), 1_000, &s));
         assert_eq!(
             (st.keys[1].state, st.keys[1].until_ms),
             (State::Cooling, 6_000)
         );
         // An error says nothing about the key.
-        assert!(!record_check(&mut st.keys[1], 503, None, 1_000, &s));
+        let mut unhealthy = KeyHealth {
+            state: State::Unhealthy,
+            until_ms: 9,
+            ..KeyHealth::default()
+        };
+        assert!(!record_check(&mut unhealthy, 503, None, 1_000, &s));
         // Healthy keys are not touched.
-        assert!(!record_check(&mut st.keys[2], 401, None, 1_000, &s));
-        assert_eq!(due_for_check(&st), [1]);
+        assert!(!record_check(&mut st.keys[3], 401, None, 1_000, &s));
+        assert!(due_for_check(&st).is_empty());
     }
 
     #[test]

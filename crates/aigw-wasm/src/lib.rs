@@ -136,6 +136,14 @@ pub fn now_ms<C: proxy_wasm::traits::Context + ?Sized>(ctx: &C) -> u64 {
         .unwrap_or(0)
 }
 
+/// Nanoseconds since the epoch, from the host's clock.
+pub fn now_ns<C: proxy_wasm::traits::Context + ?Sized>(ctx: &C) -> u128 {
+    ctx.get_current_time()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
 /// A metric defined once at configuration time; failures to define or update
 /// a metric are logged, never fatal.
 #[derive(Debug, Clone, Copy)]

@@ -331,6 +331,22 @@ pub fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Gateway,
     compile(file, env)
 }
 
+/// The gateway file's name of a provider filter field (durations there are
+/// written `cooldown: 30s`, not `cooldownMs: 30000`).
+fn gateway_field(field: &str) -> String {
+    field
+        .replace("healthCheck.intervalMs", "healthCheck.interval")
+        .replace("healthCheck.timeoutMs", "healthCheck.timeout")
+        .replace("Ms", "")
+}
+
+fn gateway_message(message: &str) -> String {
+    message
+        .replace("unhealthyBackoffMs", "unhealthyBackoff")
+        .replace("intervalMs", "interval (ms)")
+        .replace("timeoutMs", "timeout (ms)")
+}
+
 /// The provider filter's key-pool settings from the gateway file's.
 fn key_pool_config(pool: Option<&KeyPool>) -> KeyPoolConfig {
     let mut c = KeyPoolConfig::default();
@@ -518,9 +534,9 @@ pub fn compile(
                         if err.field.is_empty() {
                             at.clone()
                         } else {
-                            format!("{at}.{}", err.field)
+                            format!("{at}.{}", gateway_field(&err.field))
                         },
-                        err.message,
+                        gateway_message(&err.message),
                     );
                 }
             }
@@ -854,6 +870,28 @@ providers:
         ] {
             assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
         }
+    }
+
+    #[test]
+    fn key_pool_errors_name_the_gateway_files_fields() {
+        let text = r#"
+providers:
+  - name: p
+    kind: openai-compatible
+    baseUrl: http://h/v1
+    keys: [{value: a}, {value: b}]
+    keyPool: {cooldown: 0s, unhealthyBackoff: 10s, maxBackoff: 1s}
+"#;
+        let err = load(text, &env).unwrap_err().to_string();
+        assert!(
+            err.contains("providers[0].keyPool.cooldown: must be more than 0"),
+            "{err}"
+        );
+        assert!(
+            err.contains("providers[0].keyPool.maxBackoff: 1000 is below unhealthyBackoff"),
+            "{err}"
+        );
+        assert!(!err.contains("Ms:"), "{err}");
     }
 
     #[test]

@@ -236,6 +236,13 @@ fn cluster(g: &Gateway, p: &CompiledProvider, opts: &RenderOptions) -> Value {
         "name": p.cluster,
         "type": if p.url.host_is_ip() { "STATIC" } else { "LOGICAL_DNS" },
         "connect_timeout": g.file.timeouts.connect.proto(),
+        // Retries (on another key) are bounded by a budget, not Envoy's
+        // default of 3 in flight per cluster: 25 % of active requests, and
+        // at least 10 at a time.
+        "circuit_breakers": {"thresholds": [{
+            "priority": "DEFAULT",
+            "retry_budget": {"budget_percent": {"value": 25.0}, "min_retry_concurrency": 10},
+        }]},
         "per_connection_buffer_limit_bytes": buffer_limit(g),
         "load_assignment": {
             "cluster_name": p.cluster,

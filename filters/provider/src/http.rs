@@ -42,6 +42,8 @@ pub struct ProviderHttp {
     shared: Rc<Shared>,
     /// The key this attempt uses, and whether its outcome was recorded.
     key: Option<usize>,
+    /// The key is on trial: this attempt decides whether it is back.
+    trial: bool,
     outcome_recorded: bool,
 }
 
@@ -57,6 +59,7 @@ impl ProviderHttp {
             request_id: String::new(),
             shared,
             key: None,
+            trial: false,
             outcome_recorded: false,
         }
     }
@@ -104,6 +107,7 @@ impl ProviderHttp {
                         Some(st.to_bytes())
                     });
                     if claimed {
+                        self.trial = true;
                         log::info!(
                             "[{}] provider {} key {} is due back: trial request",
                             self.id,
@@ -142,9 +146,26 @@ impl ProviderHttp {
                 }
             }
         }
-        // The state kept changing under us: use any key but the ones tried.
-        Ok((0..self.plan.keys.keys().len())
-            .find(|i| !self.shared.tried.borrow().get(&self.request_id).contains(i)))
+        // The trial kept going to other workers: use the pool's ordinary choice.
+        let n = self.plan.keys.keys().len();
+        let state = PoolState::load(
+            aigw_wasm::shared_get(self, &self.shared.state_key).as_deref(),
+            &self.plan.fingerprint,
+            n,
+        );
+        let tried = self.shared.tried.borrow().get(&self.request_id);
+        let choice = provider::choose_key(
+            &self.plan,
+            &state,
+            &mut self.shared.selector.borrow_mut(),
+            &tried,
+            None,
+            aigw_wasm::now_ms(self),
+        );
+        Ok(match choice {
+            KeyChoice::Use { index, .. } => Some(index),
+            _ => None,
+        })
     }
 
     /// Records what this attempt's response (or its absence, `status` 0) says
@@ -157,6 +178,16 @@ impl ProviderHttp {
         }
         self.outcome_recorded = true;
         let now = aigw_wasm::now_ms(self);
+        if status == 0 {
+            // No response: a connection failure, a timeout, or the client
+            // hanging up; nothing here tells which, so the key's health is not
+            // touched. This request's retry still goes to another key.
+            self.shared
+                .tried
+                .borrow_mut()
+                .add(&self.request_id, index, now);
+            return;
+        }
         let retry_after = retry_after.and_then(|v| keypool::parse_retry_after(&v, now));
         let outcome = Outcome::of_status(status, retry_after);
         log::debug!(
@@ -238,7 +269,17 @@ impl ProviderHttp {
     }
 
     fn fail(&mut self, err: &ApiError, api: ClientApi) -> Action {
-        // The gateway refused the request itself: nothing to say about the key.
+        // The gateway refused the request itself: nothing to say about the key;
+        // a trial it claimed is given back, due again at once.
+        if let (Some(index), true) = (self.key, self.trial) {
+            let now = aigw_wasm::now_ms(self);
+            let n = self.plan.keys.keys().len();
+            aigw_wasm::shared_update(self, &self.shared.state_key, |bytes| {
+                let mut st = PoolState::load(bytes, &self.plan.fingerprint, n);
+                keypool::release_trial(st.keys.get_mut(index)?, now);
+                Some(st.to_bytes())
+            });
+        }
         self.key = None;
         log::debug!(
             "[{}] {}: {} {}",
@@ -289,12 +330,14 @@ impl HttpContext for ProviderHttp {
             .as_deref()
             .and_then(StreamMode::from_header);
         self.route = route;
+        // The id the router filter gave this request (the client's own
+        // x-request-id may be reused); the header only without the router.
         self.request_id = self
-            .get_http_request_header("x-request-id")
+            .router_decision(headers::property::REQUEST_ID, "x-request-id")
             .unwrap_or_default()
             .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(32)
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(64)
             .collect();
         // Nothing of the gateway's internals or the client's credentials leaves Envoy.
         aigw_wasm::strip_internal_request_headers(self);

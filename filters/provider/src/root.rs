@@ -153,17 +153,18 @@ impl Context for ProviderRoot {
             .and_then(|v| keypool::parse_retry_after(&v, now));
         let n = plan.keys.keys().len();
         let mut after = None;
+        let mut changed = false;
         aigw_wasm::shared_update(self, &shared.state_key, |bytes| {
             let mut st = PoolState::load(bytes, &plan.fingerprint, n);
             let h = st.keys.get_mut(index)?;
-            let changed = keypool::record_check(h, status, retry_after, now, &plan.pool);
+            changed = keypool::record_check(h, status, retry_after, now, &plan.pool);
             after = Some(*h);
             changed.then(|| st.to_bytes())
         });
         let key_id = plan.keys.get(index).map_or("?", |k| k.id.as_str());
         if let (Some(h), Some(m)) = (after, shared.metrics.get(index)) {
             m.state.set(h.state.gauge());
-            if h.state == State::Healthy {
+            if changed && h.state == State::Healthy {
                 log::info!("aigw-provider: provider {} key {key_id} is back: health check answered {status}", plan.name);
             } else {
                 log::debug!("aigw-provider: provider {} key {key_id} health check answered {status}: still {}", plan.name, h.state.as_str());

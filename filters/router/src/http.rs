@@ -119,6 +119,8 @@ impl HttpContext for RouterHttp {
                 // The header drives Envoy's route match; filter state carries the
                 // decisions to the provider filter of every attempt.
                 self.set_http_request_header(headers::ROUTE, Some(&decision.route));
+                let request_id = format!("{:x}-{:x}", aigw_wasm::now_ns(self), self.id);
+                aigw_wasm::set_request_property(self, headers::property::REQUEST_ID, &request_id);
                 aigw_wasm::set_request_property(self, headers::property::ROUTE, &decision.route);
                 self.set_http_request_header(
                     headers::CLIENT_API,
