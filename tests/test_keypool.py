@@ -41,12 +41,27 @@ POOLS = {
 }
 
 
+def closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 @pytest.fixture(scope="module")
 def gateway(mock_factory, gateway_factory):
     mock = mock_factory("pool")
+    providers = [provider(name, mock, keys=KEYS[:2] if name == "oldest" else KEYS, keyPool=pool) for name, pool in POOLS.items()]
+    # A provider whose host refuses connections.
+    providers.append(
+        {"name": "deadhost", "kind": "openai-compatible", "baseUrl": f"http://127.0.0.1:{closed_port()}/v1", "keys": KEYS[:2], "keyPool": POOL}
+    )
     yaml = gateway_yaml(
-        providers=[provider(name, mock, keys=KEYS[:2] if name == "oldest" else KEYS, keyPool=pool) for name, pool in POOLS.items()],
-        models=[{"name": name, "target": {"provider": name}} for name in POOLS],
+        providers=providers,
+        models=[{"name": name, "target": {"provider": name}} for name in [*POOLS, "deadhost"]],
     )
     return gateway_factory(yaml, concurrency=2), mock
 
@@ -248,11 +263,14 @@ def test_clients_hanging_up_do_not_take_keys_out(env):
             pass
         finally:
             conn.close()
-    time.sleep(0.5)
-    mock.clear_requests()
-    for _ in range(6):
+    # Read the states at once (an unhealthy key would come back by itself
+    # after its 2 s backoff): every key still healthy.
+    time.sleep(0.3)
+    text = urllib.request.urlopen(gw.admin + "/stats/prometheus", timeout=10).read().decode()
+    states = re.findall(r'aigw_key_state\{provider="hangup",key="(k\d)"\} (\d+)', text)
+    assert sorted(states) == [("k1", "0"), ("k2", "0"), ("k3", "0")], states
+    for _ in range(3):
         assert gw.chat(body("hangup")).status == 200
-    assert set(keys_used(mock)) == {"1", "2", "3"}
 
 
 def test_a_reused_client_request_id_does_not_carry_tried_keys_over(env):
@@ -262,3 +280,15 @@ def test_a_reused_client_request_id_does_not_carry_tried_keys_over(env):
     assert gw.chat(body("ratelimit"), headers=headers).status == 429
     time.sleep(1.2)
     assert gw.chat(body("ratelimit"), headers=headers).status == 200
+
+
+def test_repeated_connection_failures_make_keys_unhealthy(env):
+    gw, _ = env
+    # Each request tries both keys (one retry); two requests reach the threshold (2).
+    for _ in range(2):
+        r = gw.chat(body("deadhost"))
+        assert r.status == 503 and r.json()["error"]["code"] == "provider_unavailable", r.body
+    # Both keys are now out: the gateway answers at once, with Retry-After.
+    r = gw.chat(body("deadhost"))
+    assert r.status == 503 and r.json()["error"]["code"] == "provider_keys_exhausted", r.body
+    assert int(r.headers["retry-after"]) >= 1

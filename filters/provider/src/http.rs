@@ -178,10 +178,9 @@ impl ProviderHttp {
         }
         self.outcome_recorded = true;
         let now = aigw_wasm::now_ms(self);
-        if status == 0 {
-            // No response: a connection failure, a timeout, or the client
-            // hanging up; nothing here tells which, so the key's health is not
-            // touched. This request's retry still goes to another key.
+        if status == 0 && client_went_away() {
+            // The client hung up before the response: nothing to say about the
+            // key; a retry (if any) still goes to another one.
             self.shared
                 .tried
                 .borrow_mut()
@@ -304,6 +303,17 @@ impl ProviderHttp {
             created,
             id: &self.request_id,
         }
+    }
+}
+
+/// Whether this attempt ended because the client went away (Envoy's response
+/// code details say `downstream_...`), rather than through the provider
+/// (connection failure, reset, timeout). Uses the host call directly: it runs
+/// from `on_done`, where the SDK's wrappers must not be trusted not to panic.
+fn client_went_away() -> bool {
+    match proxy_wasm::hostcalls::get_property(vec!["response", "code_details"]) {
+        Ok(Some(details)) => String::from_utf8_lossy(&details).contains("downstream"),
+        _ => false,
     }
 }
 
