@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -83,6 +84,15 @@ class Mock:
                 self.proc.wait()
         if self.proc.stdout:
             self.proc.stdout.close()
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def aigw(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:

@@ -3,20 +3,12 @@ its own API's shape, even when the provider speaks another API; and the
 access log shows the client's path, not the provider's."""
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
-from harness import gateway_yaml, provider
+from harness import closed_port, gateway_yaml, provider
 
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")

@@ -3,21 +3,13 @@ status, and without calling a provider when the request is at fault."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
-from harness import NEVER_REFUSE, gateway_yaml, provider
+from harness import NEVER_REFUSE, closed_port, gateway_yaml, provider
 
 LIMIT = 4096
 
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from harness import gateway_yaml, provider
+from harness import closed_port, gateway_yaml, provider
 
 KEYS = [
     {"id": "k1", "value": "sk-key-1", "weight": 2},
@@ -40,15 +40,6 @@ POOLS = {
     "hangup": POOL,
 }
 
-
-def closed_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")

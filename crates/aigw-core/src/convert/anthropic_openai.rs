@@ -110,6 +110,7 @@
 //! the status; a context-length error's message is prefixed `prompt is too long: `
 //! as Anthropic words it (coding agents compact their context on it).
 
+use crate::schema::json_object::compact_json;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
@@ -860,32 +861,6 @@ fn assistant_turn(raw: &RawValue, at: &str) -> Result<ChatMessage, ApiError> {
         content,
         tool_calls,
     })
-}
-
-/// Valid JSON text without insignificant whitespace, members in their order.
-/// (serde_json's `Value` would sort object keys.)
-fn compact_json(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in json.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn convert_tools<'a>(tools: &[&'a RawValue]) -> Result<Vec<ChatTool<'a>>, ApiError> {

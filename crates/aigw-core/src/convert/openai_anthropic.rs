@@ -97,6 +97,7 @@
 //! `stream_interrupted` error event; an event over 1 MiB ends it with
 //! `stream_event_too_large`.
 
+use crate::schema::json_object::compact_json;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -1085,32 +1086,6 @@ pub fn response_usage(body: &[u8]) -> Option<Usage> {
     }
     let peek: Peek = serde_json::from_slice(body).ok()?;
     usage_of(&peek.usage?)
-}
-
-/// `json` (valid JSON text) without insignificant whitespace; member order
-/// and string contents are kept exactly.
-fn compact_json(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in json.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            out.push(c);
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------

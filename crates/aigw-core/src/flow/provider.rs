@@ -3,9 +3,6 @@
 //! response comes back in the client's shape; and how a provider's error
 //! reaches the client.
 
-use serde::Deserialize;
-use serde_json::Value;
-
 use crate::api::{classify, Operation};
 use crate::config::provider::ProviderPlan;
 use crate::convert::{
@@ -451,7 +448,7 @@ pub fn rewrite_error(
         return (502, err.body(client_api));
     }
     let mut read = match plan.provider.protocol() {
-        Protocol::OpenAi => read_openai_error(status, content_type, body),
+        Protocol::OpenAi => convert::anthropic_openai::error(status, body),
         Protocol::Anthropic => convert::openai_anthropic::error(status, body),
         Protocol::Gemini => convert::openai_gemini::error(status, body),
     };
@@ -513,74 +510,12 @@ fn plain_text(content_type: Option<&str>, body: &[u8]) -> Option<String> {
     (!s.is_empty()).then(|| s.chars().take(MAX_QUOTED_TEXT).collect())
 }
 
-/// Reads an error from the shapes OpenAI-compatible servers use:
-/// `{"error":{"message",...}}` (OpenAI), `{"error":"..."}` (Ollama),
-/// `{"message","type","code"}` (vLLM), `{"detail":...}` (FastAPI servers),
-/// or plain text. HTML is never quoted.
-pub fn read_openai_error(status: u16, content_type: Option<&str>, body: &[u8]) -> ProviderError {
-    #[derive(Deserialize)]
-    struct Loose {
-        #[serde(default)]
-        error: Option<Value>,
-        #[serde(default)]
-        message: Option<Value>,
-        #[serde(default, rename = "type")]
-        kind: Option<Value>,
-        #[serde(default)]
-        code: Option<Value>,
-        #[serde(default)]
-        param: Option<Value>,
-        #[serde(default)]
-        detail: Option<Value>,
-    }
-    fn text(v: Option<&Value>) -> Option<String> {
-        match v? {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Null | Value::String(_) => None,
-            other => Some(other.to_string()),
-        }
-    }
-    let empty = ProviderError {
-        status,
-        kind: None,
-        message: None,
-        code: None,
-        param: None,
-    };
-    if let Ok(loose) = serde_json::from_slice::<Loose>(body) {
-        return match &loose.error {
-            Some(Value::Object(e)) => ProviderError {
-                kind: text(e.get("type")),
-                message: text(e.get("message")),
-                code: text(e.get("code")),
-                param: text(e.get("param")),
-                ..empty
-            },
-            Some(Value::String(s)) => ProviderError {
-                message: Some(s.clone()),
-                ..empty
-            },
-            _ => ProviderError {
-                message: text(loose.message.as_ref()).or_else(|| text(loose.detail.as_ref())),
-                kind: text(loose.kind.as_ref()),
-                param: text(loose.param.as_ref()),
-                code: text(loose.code.as_ref()),
-                ..empty
-            },
-        };
-    }
-    ProviderError {
-        message: plain_text(content_type, body),
-        ..empty
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::parse_json;
     use crate::config::provider::ProviderConfig;
+    use serde_json::Value;
 
     fn plan_of(json: &str) -> ProviderPlan {
         let cfg: ProviderConfig = parse_json(json.as_bytes()).unwrap();
@@ -939,9 +874,9 @@ mod tests {
             ClientApi::OpenAi,
             422,
             "application/json",
-            r#"{"detail":[{"loc":["body"],"msg":"x"}]}"#,
+            r#"{"detail":[{"loc":["body","model"],"msg":"field required"},{"loc":["body","n"],"msg":"must be positive"}]}"#,
         );
-        assert!(v["error"]["message"].as_str().unwrap().contains("loc"));
+        assert_eq!(v["error"]["message"], "field required; must be positive");
     }
 
     #[test]

@@ -106,6 +106,34 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
     }
 }
 
+/// Removes the whitespace between the tokens of a JSON text, leaving strings
+/// and the order of members untouched (a serde round trip would sort keys,
+/// and tool arguments are written in the order a model produced them).
+/// `json` must be valid JSON (it comes from a parsed `RawValue`).
+pub fn compact_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +173,14 @@ mod tests {
         let m = Members::parse(body).unwrap();
         assert_eq!(m.members[0].0, "a\"b");
         assert_eq!(m.write(0, |_, _| Edit::Keep, &[]), br#"{"a\"b":1}"#);
+    }
+
+    #[test]
+    fn compacts_without_reordering_or_touching_strings() {
+        assert_eq!(
+            compact_json("{ \"b\" : 1,\n \"a\": \"x y\\\" z\", \"c\": [1, 2] }"),
+            r#"{"b":1,"a":"x y\" z","c":[1,2]}"#
+        );
     }
 
     #[test]
