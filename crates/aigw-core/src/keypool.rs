@@ -364,14 +364,12 @@ impl Selector {
         now_ms: u64,
         s: &PoolSettings,
     ) -> Pick {
-        let weights: Vec<u32> = keys.iter().map(|(_, w)| *w).collect();
-        let key_ids: Vec<&str> = keys.iter().map(|(id, _)| *id).collect();
-        let n = weights.len().min(state.keys.len());
+        let n = keys.len().min(state.keys.len());
         if self.current.len() != n {
             self.current = vec![0; n];
         }
         let eligible: Vec<(usize, bool)> = (0..n)
-            .filter(|i| !tried.contains(i) && weights[*i] > 0)
+            .filter(|i| !tried.contains(i) && keys[*i].1 > 0)
             .filter_map(|i| availability(&state.keys[i], now_ms, s).map(|trial| (i, trial)))
             .collect();
         // A key due back is tried first: one request decides whether it is back.
@@ -379,26 +377,21 @@ impl Selector {
             return Pick::Trial(i);
         }
         if eligible.is_empty() {
-            return self.all_down(state, &weights, tried, now_ms, s);
+            return self.all_down(state, keys, tried, now_ms, s);
         }
         if let Some(value) = sticky {
             let best = eligible
                 .iter()
-                .map(|&(i, _)| {
-                    (
-                        i,
-                        rendezvous_score(value, key_ids.get(i).copied().unwrap_or(""), weights[i]),
-                    )
-                })
+                .map(|&(i, _)| (i, rendezvous_score(value, keys[i].0, keys[i].1)))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             if let Some((i, _)) = best {
                 return Pick::Key(i);
             }
         }
-        let total: i64 = eligible.iter().map(|&(i, _)| i64::from(weights[i])).sum();
+        let total: i64 = eligible.iter().map(|&(i, _)| i64::from(keys[i].1)).sum();
         let mut best = eligible[0].0;
         for &(i, _) in &eligible {
-            self.current[i] += i64::from(weights[i]);
+            self.current[i] += i64::from(keys[i].1);
             if self.current[i] > self.current[best] {
                 best = i;
             }
@@ -410,7 +403,7 @@ impl Selector {
     fn all_down(
         &self,
         state: &PoolState,
-        weights: &[u32],
+        keys: &[(&str, u32)],
         tried: &[usize],
         now_ms: u64,
         s: &PoolSettings,
@@ -419,8 +412,8 @@ impl Selector {
             State::Trial => h.until_ms.saturating_add(s.trial_timeout_ms),
             _ => h.until_ms,
         };
-        let soonest = (0..weights.len().min(state.keys.len()))
-            .filter(|i| weights[*i] > 0)
+        let soonest = (0..keys.len().min(state.keys.len()))
+            .filter(|i| keys[*i].1 > 0)
             .min_by_key(|i| (tried.contains(i), due(&state.keys[*i])));
         match (s.when_all_down, soonest) {
             (WhenAllDown::TryOldest, Some(i)) if !tried.contains(&i) => Pick::Key(i),

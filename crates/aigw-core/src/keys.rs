@@ -57,16 +57,12 @@ impl KeyRing {
         &self.keys
     }
 
-    /// Selection weights: a key without a value gets none.
-    pub fn weights(&self) -> Vec<u32> {
+    /// Each key's id and selection weight: a key without a value gets none.
+    pub fn choices(&self) -> Vec<(&str, u32)> {
         self.keys
             .iter()
-            .map(|k| if k.secret.is_some() { k.weight } else { 0 })
+            .map(|k| (k.id.as_str(), if k.secret.is_some() { k.weight } else { 0 }))
             .collect()
-    }
-
-    pub fn ids(&self) -> Vec<&str> {
-        self.keys.iter().map(|k| k.id.as_str()).collect()
     }
 
     /// True when at least one key has a value.
@@ -116,7 +112,7 @@ mod tests {
     #[test]
     fn keys_without_a_value_get_no_weight() {
         let ring = KeyRing::new(vec![key("a", Some("1111")), key("b", None)]);
-        assert_eq!(ring.weights(), [2, 0]);
+        assert_eq!(ring.choices(), [("a", 2), ("b", 0)]);
         assert!(ring.any_usable());
         assert!(!KeyRing::new(vec![key("a", None)]).any_usable());
         assert!(KeyRing::new(vec![]).is_keyless());

@@ -44,7 +44,6 @@ pub struct RouterHttp {
     phase: Phase,
     response: Response,
     usage: Option<Usage>,
-    client_path: String,
 }
 
 impl RouterHttp {
@@ -55,7 +54,6 @@ impl RouterHttp {
             phase: Phase::Start,
             response: Response::Ignored,
             usage: None,
-            client_path: String::new(),
         }
     }
 
@@ -75,7 +73,6 @@ impl HttpContext for RouterHttp {
         aigw_wasm::strip_internal_request_headers(self);
         let method = self.get_http_request_header(":method").unwrap_or_default();
         let path = self.get_http_request_header(":path").unwrap_or_default();
-        self.client_path = path.clone();
         // The client's path, for the access log (the provider filter rewrites `:path`).
         aigw_wasm::set_request_property(self, headers::property::CLIENT_PATH, &path);
         let content_type = self.get_http_request_header("content-type");

@@ -252,12 +252,7 @@ pub fn choose_key(
             retry_after_secs: None,
         };
     }
-    let keys: Vec<(&str, u32)> = plan
-        .keys
-        .ids()
-        .into_iter()
-        .zip(plan.keys.weights())
-        .collect();
+    let keys = plan.keys.choices();
     match selector.pick(state, &keys, tried, sticky, now_ms, &plan.pool) {
         Pick::Key(index) => KeyChoice::Use {
             index,
