@@ -33,6 +33,10 @@ pub mod property {
     /// `x-request-id` may be reused): keys tried by earlier attempts are
     /// remembered under it.
     pub const REQUEST_ID: &str = "aigw_request_id";
+    /// The name of the consumer whose key the request presented (absent when
+    /// the gateway has no consumers). For the access log and later filters;
+    /// never sent to a provider.
+    pub const CONSUMER: &str = "aigw_consumer";
 }
 
 /// The API the client speaks (`openai` or `anthropic`), for Envoy's own

@@ -5,16 +5,20 @@
 //! calls the host, so it all builds and is tested natively and for wasm.
 
 pub mod api;
+pub mod apikey;
 pub mod body;
 pub mod config;
+pub mod consumer;
 pub mod convert;
 pub mod error;
+pub mod estimate;
 pub mod flow;
 pub mod glob;
 pub mod headers;
 pub mod keypool;
 pub mod keys;
 pub mod provider;
+pub mod quota;
 pub mod rewrite;
 pub mod routing;
 pub mod schema;

@@ -194,3 +194,34 @@ pub fn metric_label(value: &str) -> String {
         })
         .collect()
 }
+
+/// Envoy's shared data as a quota store: one per Envoy process, seen by every
+/// worker, written with compare-and-swap.
+pub struct SharedData;
+
+impl aigw_core::quota::QuotaStore for SharedData {
+    fn load(
+        &self,
+        key: &str,
+    ) -> Result<(Option<Vec<u8>>, Option<u64>), aigw_core::quota::StoreError> {
+        proxy_wasm::hostcalls::get_shared_data(key)
+            .map(|(value, cas)| (value, cas.map(u64::from)))
+            .map_err(|s| aigw_core::quota::StoreError::Failed(format!("{s:?}")))
+    }
+
+    fn store(
+        &self,
+        key: &str,
+        value: &[u8],
+        version: Option<u64>,
+    ) -> Result<(), aigw_core::quota::StoreError> {
+        let cas = version.and_then(|v| u32::try_from(v).ok());
+        match proxy_wasm::hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(proxy_wasm::types::Status::CasMismatch) => {
+                Err(aigw_core::quota::StoreError::Conflict)
+            }
+            Err(s) => Err(aigw_core::quota::StoreError::Failed(format!("{s:?}"))),
+        }
+    }
+}

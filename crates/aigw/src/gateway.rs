@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use aigw_core::config::consumer::{self, AuthConfig, ConsumerConfig};
 use aigw_core::config::provider::{
     HealthCheckConfig, KeyConfig, KeyPoolConfig, ProviderConfig, RouteModel,
 };
@@ -38,6 +39,13 @@ pub struct GatewayFile {
     pub providers: Vec<ProviderEntry>,
     #[serde(default)]
     pub models: Vec<ModelEntry>,
+    /// How consumers present their keys.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Callers with their virtual keys, allowed models and limits. When
+    /// there are none, the gateway is open to anyone who can reach it.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerConfig>,
 }
 
 fn default_listen() -> String {
@@ -550,10 +558,15 @@ pub fn compile(
         .collect();
 
     let mut routes = Vec::new();
+    // Consumers are checked here, with the gateway file's field names (the
+    // router filter uses the same ones).
+    consumer::compile(&file.auth, &file.consumers, &mut errs, &mut warnings);
     let mut router = RouterConfig {
         max_request_body_bytes: body,
         models: vec![],
         provider_prefixes: vec![],
+        auth: file.auth.clone(),
+        consumers: file.consumers.clone(),
     };
     let mut names = HashSet::new();
     for (i, m) in file.models.iter().enumerate() {

@@ -4,6 +4,7 @@ mod duration;
 mod envoy;
 mod gateway;
 mod interpolate;
+mod key;
 mod render;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,9 @@ Usage:
                                                    Envoy is installed
   aigw run      CONFIG [--wasm-dir DIR] [--envoy PATH] [-- ENVOY-ARGS...]
                                                    render and run Envoy (Ctrl-C stops)
+  aigw key create [--name NAME]                    make a consumer key and its hash
+  aigw key hash [KEY]                              print a key's hash (KEY from stdin
+                                                   when not given)
   aigw version
 
 CONFIG is a gateway YAML file (see README.md, \"The gateway file\").
@@ -72,7 +76,17 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("key") {
+        return match key::run(&raw[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("aigw: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = match parse_args(raw.into_iter()) {
         Ok(a) => a,
         Err(e) => {
             if !e.is_empty() {

@@ -169,6 +169,7 @@ fn access_log() -> Value {
                 "status": "%RESPONSE_CODE%",
                 "flags": "%RESPONSE_FLAGS%",
                 "details": "%RESPONSE_CODE_DETAILS%",
+                "consumer": "%FILTER_STATE(wasm.aigw_consumer:PLAIN)%",
                 "route": "%ROUTE_NAME%",
                 "cluster": "%UPSTREAM_CLUSTER%",
                 "provider": "%RESP(X-AIGW-PROVIDER)%",

@@ -6,8 +6,10 @@ use aigw_core::api::Operation;
 use aigw_core::body::BoundedBody;
 use aigw_core::config::router::RouterPlan;
 use aigw_core::error::{ApiError, ClientApi};
+use aigw_core::flow::consumer::{self, Ending};
 use aigw_core::flow::router::{self, HeadersDecision, RouteDecision};
 use aigw_core::headers::{self, StreamMode};
+use aigw_core::quota::{self, RateStatus, Reservation};
 use aigw_core::stream::{AnthropicStream, ChunkOutput, OpenAiStream};
 use aigw_core::usage::Usage;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -38,10 +40,22 @@ enum Response {
     Json(BoundedBody, ClientApi),
 }
 
+/// What an admitted request holds from its consumer's budget until it ends.
+struct Hold {
+    reservation: Reservation,
+    /// What is left of the budget, told to the client in `x-ratelimit-*`.
+    status: RateStatus,
+}
+
 pub struct RouterHttp {
     id: u32,
     plan: Rc<RouterPlan>,
     phase: Phase,
+    /// The caller's index in `plan.consumers`, once its key is known.
+    consumer: Option<usize>,
+    hold: Option<Hold>,
+    /// The response status, once the response has started.
+    status: Option<u16>,
     response: Response,
     usage: Option<Usage>,
 }
@@ -52,16 +66,153 @@ impl RouterHttp {
             id,
             plan,
             phase: Phase::Start,
+            consumer: None,
+            hold: None,
+            status: None,
             response: Response::Ignored,
             usage: None,
         }
     }
 
     fn fail(&mut self, err: &ApiError, api: ClientApi) -> Action {
+        self.fail_with(err, api, &[])
+    }
+
+    fn fail_with(&mut self, err: &ApiError, api: ClientApi, headers: &[(&str, &str)]) -> Action {
         log::debug!("[{}] {} {}: {}", self.id, err.status, err.code, err.message);
         self.phase = Phase::Replied;
-        aigw_wasm::send_error(self, err, api);
+        aigw_wasm::send_json_with(self, err.status, &err.body(api), headers);
         Action::Pause
+    }
+
+    /// Identifies the caller by its key; `Err` when it must be refused.
+    fn authenticate(&mut self, path: &str) -> Result<(), Action> {
+        if !self.plan.consumers.required() {
+            return Ok(());
+        }
+        let custom = self
+            .plan
+            .consumers
+            .key_header()
+            .and_then(|h| self.get_http_request_header(h));
+        let authorization = self.get_http_request_header("authorization");
+        let x_api_key = self.get_http_request_header("x-api-key");
+        match consumer::authenticate(
+            &self.plan,
+            custom.as_deref(),
+            authorization.as_deref(),
+            x_api_key.as_deref(),
+        ) {
+            Ok(index) => {
+                self.consumer = index;
+                if let Some(c) = index.and_then(|i| self.plan.consumers.get(i)) {
+                    aigw_wasm::set_request_property(self, headers::property::CONSUMER, &c.name);
+                }
+                Ok(())
+            }
+            Err(err) => {
+                let api = router::api_of_path(path);
+                let challenge = match api {
+                    ClientApi::OpenAi => "Bearer",
+                    ClientApi::Anthropic => "x-api-key",
+                };
+                Err(self.fail_with(&err, api, &[("www-authenticate", challenge)]))
+            }
+        }
+    }
+
+    /// Reserves the request's tokens from its consumer's budget; `Err` when
+    /// the budget refuses (or cannot be read).
+    fn reserve(&mut self, decision: &RouteDecision) -> Result<(), Action> {
+        let plan = Rc::clone(&self.plan);
+        let Some(c) = self.consumer.and_then(|i| plan.consumers.get(i)) else {
+            return Ok(());
+        };
+        if c.limits.is_empty() {
+            return Ok(());
+        }
+        let api = decision.op.client_api();
+        let now = aigw_wasm::now_ms(self);
+        match quota::reserve(
+            &aigw_wasm::SharedData,
+            c.ledger_key(),
+            &c.limits,
+            decision.reserve_tokens,
+            now,
+        ) {
+            Ok(Ok(grant)) => {
+                log::debug!(
+                    "[{}] consumer {} reserved {} tokens",
+                    self.id,
+                    c.name,
+                    decision.reserve_tokens
+                );
+                self.hold = Some(Hold {
+                    reservation: grant.reservation,
+                    status: grant.status,
+                });
+                Ok(())
+            }
+            Ok(Err(denial)) => {
+                let err = consumer::denial_error(&c.name, &denial);
+                let mut extra = consumer::rate_limit_headers(&denial.status);
+                if let Some(secs) = consumer::retry_after(&denial) {
+                    extra.push(("retry-after", secs));
+                }
+                let extra: Vec<(&str, &str)> =
+                    extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                Err(self.fail_with(&err, api, &extra))
+            }
+            Err(e) => {
+                log::warn!("[{}] consumer {}: quota store: {e}", self.id, c.name);
+                let err = ApiError::unavailable(
+                    "quota_unavailable",
+                    "The gateway could not check this key's quota; try again.",
+                );
+                Err(self.fail_with(&err, api, &[("retry-after", "1")]))
+            }
+        }
+    }
+
+    /// Releases the reservation and charges what the request used.
+    fn settle(&mut self) {
+        let Some(hold) = self.hold.take() else {
+            return;
+        };
+        let plan = Rc::clone(&self.plan);
+        let Some(c) = self.consumer.and_then(|i| plan.consumers.get(i)) else {
+            return;
+        };
+        let ending = match self.status {
+            None => Ending::NoResponse,
+            Some(status) => Ending::Responded {
+                status,
+                usage: self.usage.as_ref(),
+            },
+        };
+        let used = consumer::settled_tokens(hold.reservation.tokens, ending);
+        let now = aigw_wasm::now_ms(self);
+        match quota::settle(
+            &aigw_wasm::SharedData,
+            c.ledger_key(),
+            &c.limits,
+            &hold.reservation,
+            used,
+            now,
+        ) {
+            Ok(()) => log::debug!(
+                "[{}] consumer {} settled {} of {} reserved tokens",
+                self.id,
+                c.name,
+                used,
+                hold.reservation.tokens
+            ),
+            Err(e) => log::warn!(
+                "[{}] consumer {}: settlement of {used} tokens lost: {e}",
+                self.id,
+                c.name
+            ),
+        }
     }
 }
 
@@ -75,10 +226,14 @@ impl HttpContext for RouterHttp {
         let path = self.get_http_request_header(":path").unwrap_or_default();
         // The client's path, for the access log (the provider filter rewrites `:path`).
         aigw_wasm::set_request_property(self, headers::property::CLIENT_PATH, &path);
+        if let Err(action) = self.authenticate(&path) {
+            return action;
+        }
         let content_type = self.get_http_request_header("content-type");
         let content_length = self.get_http_request_header("content-length");
         let decision = router::on_request_headers(
             &self.plan,
+            self.consumer,
             &method,
             &path,
             content_type.as_deref(),
@@ -111,8 +266,11 @@ impl HttpContext for RouterHttp {
             return Action::Pause;
         }
         let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-        match router::route_body(&self.plan, op, &body) {
+        match router::route_body(&self.plan, self.consumer, op, &body) {
             Ok(decision) => {
+                if let Err(action) = self.reserve(&decision) {
+                    return action;
+                }
                 // The header drives Envoy's route match; filter state carries the
                 // decisions to the provider filter of every attempt.
                 self.set_http_request_header(headers::ROUTE, Some(&decision.route));
@@ -132,6 +290,9 @@ impl HttpContext for RouterHttp {
                     );
                 }
                 aigw_wasm::strip_client_credentials(self);
+                if let Some(h) = self.plan.consumers.key_header() {
+                    self.set_http_request_header(h, None);
+                }
                 log::debug!(
                     "[{}] model {:?} -> route {}",
                     self.id,
@@ -150,6 +311,21 @@ impl HttpContext for RouterHttp {
             return Action::Continue;
         };
         let status = aigw_wasm::response_status(self);
+        self.status = Some(status);
+        if self.consumer.is_some() {
+            // The provider's limits describe the gateway's account, not this
+            // caller: they are replaced by the consumer's own.
+            for (name, _) in self.get_http_response_headers() {
+                if consumer::is_provider_rate_limit_header(&name) {
+                    self.set_http_response_header(&name, None);
+                }
+            }
+            if let Some(hold) = &self.hold {
+                for (name, value) in consumer::rate_limit_headers(&hold.status) {
+                    self.set_http_response_header(name, Some(&value));
+                }
+            }
+        }
         if !(200..300).contains(&status) {
             return Action::Continue;
         }
@@ -229,6 +405,7 @@ impl HttpContext for RouterHttp {
     }
 
     fn on_log(&mut self) {
+        self.settle();
         if let Phase::Forwarded(decision) = &self.phase {
             match &self.usage {
                 Some(u) => log::debug!(

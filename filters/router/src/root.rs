@@ -24,10 +24,15 @@ impl RootContext for RouterRoot {
         match plan {
             Ok(plan) => {
                 log::info!(
-                    "aigw-router: configured, {} listed models, body limit {} bytes",
+                    "aigw-router: configured, {} listed models, {} consumers, body limit {} bytes",
                     plan.table.listed().len(),
+                    plan.consumers.list().len(),
                     plan.max_request_body_bytes
                 );
+                for w in &plan.warnings {
+                    log::warn!("aigw-router: {w}");
+                }
+                create_ledgers(&plan);
                 self.plan = Some(Rc::new(plan));
                 true
             }
@@ -45,5 +50,29 @@ impl RootContext for RouterRoot {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+/// Creates every consumer's ledger that does not exist yet. Envoy's shared
+/// data cannot create a key conditionally: two workers creating the same
+/// ledger on their first request could overwrite each other. Created here,
+/// before requests arrive, every later change is a compare-and-swap.
+fn create_ledgers(plan: &RouterPlan) {
+    for c in plan.consumers.list() {
+        if c.limits.is_empty() {
+            continue;
+        }
+        let key = c.ledger_key();
+        match proxy_wasm::hostcalls::get_shared_data(key) {
+            Ok((Some(_), _)) => {}
+            _ => {
+                if let Err(s) = proxy_wasm::hostcalls::set_shared_data(key, Some(b"{}"), None) {
+                    log::warn!(
+                        "aigw-router: cannot create the ledger of consumer {}: {s:?}",
+                        c.name
+                    );
+                }
+            }
+        }
     }
 }

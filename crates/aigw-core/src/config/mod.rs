@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+pub mod consumer;
 pub mod provider;
 pub mod router;
 pub mod url;

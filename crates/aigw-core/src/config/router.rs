@@ -5,9 +5,11 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::consumer::{self, AuthConfig, ConsumerConfig};
 use super::{is_valid_name, is_valid_route_id, ConfigErrors};
+use crate::consumer::Consumers;
 use crate::routing::ModelTable;
-use crate::schema::openai::model_list_body;
+use crate::schema::openai::{model_list_body, ModelObject};
 
 /// Default request body limit: 10 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -27,6 +29,13 @@ pub struct RouterConfig {
     /// Providers reachable as `provider/model`.
     #[serde(default)]
     pub provider_prefixes: Vec<ProviderPrefixRoute>,
+    /// How consumers present their keys; used when `consumers` is not empty.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Callers and their virtual keys. None: the gateway is open to anyone
+    /// who can reach it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<ConsumerConfig>,
 }
 
 fn default_max_body() -> usize {
@@ -39,6 +48,8 @@ impl Default for RouterConfig {
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             models: vec![],
             provider_prefixes: vec![],
+            auth: AuthConfig::default(),
+            consumers: vec![],
         }
     }
 }
@@ -75,6 +86,20 @@ pub struct RouterPlan {
     pub table: ModelTable,
     /// Precomputed `GET /v1/models` body.
     pub models_body: Vec<u8>,
+    pub consumers: Consumers,
+    /// `GET /v1/models` as each consumer sees it (same order as `consumers`).
+    pub consumer_models: Vec<Vec<u8>>,
+    /// Allowed but worth telling the operator.
+    pub warnings: Vec<String>,
+}
+
+impl RouterPlan {
+    /// The `GET /v1/models` body for a caller.
+    pub fn models_body_for(&self, consumer: Option<usize>) -> &[u8] {
+        consumer
+            .and_then(|i| self.consumer_models.get(i))
+            .unwrap_or(&self.models_body)
+    }
 }
 
 impl RouterConfig {
@@ -168,10 +193,28 @@ impl RouterConfig {
         }
         let table = builder.build();
         let models_body = model_list_body(table.listed());
+        let mut warnings = Vec::new();
+        let consumers = consumer::compile(&self.auth, &self.consumers, &mut errs, &mut warnings);
+        let consumer_models = consumers
+            .list()
+            .iter()
+            .map(|c| {
+                let allowed: Vec<ModelObject> = table
+                    .listed()
+                    .iter()
+                    .filter(|m| c.allows(&m.id))
+                    .cloned()
+                    .collect();
+                model_list_body(&allowed)
+            })
+            .collect();
         errs.into_result(RouterPlan {
             max_request_body_bytes: self.max_request_body_bytes,
             table,
             models_body,
+            consumers,
+            consumer_models,
+            warnings,
         })
     }
 }

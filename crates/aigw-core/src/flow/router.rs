@@ -4,6 +4,7 @@
 use crate::api::{classify, is_json_content_type, Operation};
 use crate::config::router::RouterPlan;
 use crate::error::{ApiError, ClientApi};
+use crate::flow::consumer::{check_model, reservation_tokens};
 use crate::headers::StreamMode;
 use crate::schema::openai::{model_body, summarize_request, ModelObject};
 
@@ -21,6 +22,7 @@ pub enum HeadersDecision {
 /// Decides on request headers.
 pub fn on_request_headers(
     plan: &RouterPlan,
+    consumer: Option<usize>,
     method: &str,
     path: &str,
     content_type: Option<&str>,
@@ -36,12 +38,15 @@ pub fn on_request_headers(
         Operation::ListModels => {
             return HeadersDecision::Reply {
                 status: 200,
-                body: plan.models_body.clone(),
+                body: plan.models_body_for(consumer).to_vec(),
             }
         }
         Operation::RetrieveModel => {
             let id = endpoint.model_id.unwrap_or_default();
-            return match retrieve_model(plan, id) {
+            let allowed = consumer
+                .and_then(|i| plan.consumers.get(i))
+                .is_none_or(|c| c.allows(id));
+            return match retrieve_model(plan, id).filter(|_| allowed) {
                 Some(m) => HeadersDecision::Reply {
                     status: 200,
                     body: model_body(&m),
@@ -106,11 +111,14 @@ pub struct RouteDecision {
     pub model: String,
     pub route: String,
     pub stream: Option<StreamMode>,
+    /// Tokens to reserve from the consumer's budget (0 without a consumer).
+    pub reserve_tokens: u64,
 }
 
 /// Decides on the complete request body.
 pub fn route_body(
     plan: &RouterPlan,
+    consumer: Option<usize>,
     op: Operation,
     body: &[u8],
 ) -> Result<RouteDecision, ApiError> {
@@ -121,6 +129,10 @@ pub fn route_body(
         ));
     }
     let summary = summarize_request(body)?;
+    let consumer = consumer.and_then(|i| plan.consumers.get(i));
+    if let Some(c) = consumer {
+        check_model(c, &summary.model)?;
+    }
     let resolved = plan
         .table
         .resolve(&summary.model)
@@ -131,16 +143,21 @@ pub fn route_body(
         // Anthropic streams always carry usage: nothing for the gateway to add or remove.
         (true, ClientApi::Anthropic) => summary.stream.map(|_| StreamMode::WithUsage),
     };
+    let reserve_tokens = match consumer {
+        Some(_) => reservation_tokens(plan, op, &summary),
+        None => 0,
+    };
     Ok(RouteDecision {
         op,
         route: resolved.route.to_string(),
         model: summary.model,
         stream,
+        reserve_tokens,
     })
 }
 
 /// The API shape to answer in when the path is not one the gateway serves.
-fn api_of_path(path: &str) -> ClientApi {
+pub fn api_of_path(path: &str) -> ClientApi {
     if path.starts_with("/v1/messages") {
         ClientApi::Anthropic
     } else {
@@ -185,7 +202,7 @@ mod tests {
                     ..Default::default()
                 },
             ],
-            provider_prefixes: vec![],
+            ..Default::default()
         }
         .compile()
         .unwrap()
@@ -196,18 +213,18 @@ mod tests {
     #[test]
     fn models_are_answered_locally() {
         let p = plan();
-        match on_request_headers(&p, "GET", "/v1/models", None, None, true) {
+        match on_request_headers(&p, None, "GET", "/v1/models", None, None, true) {
             HeadersDecision::Reply { status: 200, body } => assert_eq!(body, p.models_body),
             d => panic!("{d:?}"),
         }
-        match on_request_headers(&p, "GET", "/v1/models/qwen-max", None, None, true) {
+        match on_request_headers(&p, None, "GET", "/v1/models/qwen-max", None, None, true) {
             HeadersDecision::Reply { status: 200, body } => {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
                 assert_eq!(v["id"], "qwen-max");
             }
             d => panic!("{d:?}"),
         }
-        match on_request_headers(&p, "GET", "/v1/models/nope", None, None, true) {
+        match on_request_headers(&p, None, "GET", "/v1/models/nope", None, None, true) {
             HeadersDecision::Error(e, ClientApi::OpenAi) => {
                 assert_eq!((e.status, e.code), (404, "model_not_found"))
             }
@@ -225,6 +242,7 @@ mod tests {
         assert_eq!(
             err(on_request_headers(
                 &p,
+                None,
                 "POST",
                 "/v1/chat/completions",
                 Some("text/plain"),
@@ -236,6 +254,7 @@ mod tests {
         assert_eq!(
             err(on_request_headers(
                 &p,
+                None,
                 "POST",
                 "/v1/chat/completions",
                 None,
@@ -247,6 +266,7 @@ mod tests {
         assert_eq!(
             err(on_request_headers(
                 &p,
+                None,
                 "POST",
                 "/v1/chat/completions",
                 JSON,
@@ -258,6 +278,7 @@ mod tests {
         assert_eq!(
             err(on_request_headers(
                 &p,
+                None,
                 "POST",
                 "/v1/chat/completions",
                 JSON,
@@ -267,11 +288,21 @@ mod tests {
             (400, "missing_body")
         );
         assert_eq!(
-            err(on_request_headers(&p, "POST", "/v2/x", JSON, None, false)),
+            err(on_request_headers(
+                &p, None, "POST", "/v2/x", JSON, None, false
+            )),
             (404, "unknown_url")
         );
         assert_eq!(
-            on_request_headers(&p, "POST", "/v1/chat/completions", JSON, Some("100"), false),
+            on_request_headers(
+                &p,
+                None,
+                "POST",
+                "/v1/chat/completions",
+                JSON,
+                Some("100"),
+                false
+            ),
             HeadersDecision::ReadBody(Operation::ChatCompletions)
         );
     }
@@ -279,20 +310,29 @@ mod tests {
     #[test]
     fn anthropic_paths_get_anthropic_errors() {
         let p = plan();
-        match on_request_headers(&p, "POST", "/v1/messages", Some("text/plain"), None, false) {
+        match on_request_headers(
+            &p,
+            None,
+            "POST",
+            "/v1/messages",
+            Some("text/plain"),
+            None,
+            false,
+        ) {
             HeadersDecision::Error(e, ClientApi::Anthropic) => assert_eq!(e.status, 400),
             d => panic!("{d:?}"),
         }
-        match on_request_headers(&p, "POST", "/v1/messages/batches", JSON, None, false) {
+        match on_request_headers(&p, None, "POST", "/v1/messages/batches", JSON, None, false) {
             HeadersDecision::Error(e, ClientApi::Anthropic) => assert_eq!(e.status, 404),
             d => panic!("{d:?}"),
         }
         assert_eq!(
-            on_request_headers(&p, "POST", "/v1/messages", JSON, None, false),
+            on_request_headers(&p, None, "POST", "/v1/messages", JSON, None, false),
             HeadersDecision::ReadBody(Operation::Messages)
         );
         let d = route_body(
             &p,
+            None,
             Operation::Messages,
             br#"{"model":"gpt-4o-mini","max_tokens":5,"stream":true}"#,
         )
@@ -300,6 +340,7 @@ mod tests {
         assert_eq!(d.stream, Some(StreamMode::WithUsage));
         let d = route_body(
             &p,
+            None,
             Operation::CountTokens,
             br#"{"model":"gpt-4o-mini","stream":true}"#,
         )
@@ -312,6 +353,7 @@ mod tests {
         let p = plan();
         let d = route_body(
             &p,
+            None,
             Operation::ChatCompletions,
             br#"{"model":"gpt-4o-mini","stream":true}"#,
         )
@@ -322,23 +364,26 @@ mod tests {
                 op: Operation::ChatCompletions,
                 model: "gpt-4o-mini".into(),
                 route: "m0".into(),
-                stream: Some(StreamMode::Plain)
+                stream: Some(StreamMode::Plain),
+                reserve_tokens: 0,
             }
         );
         let d = route_body(
             &p,
+            None,
             Operation::Embeddings,
             br#"{"model":"qwen-emb","stream":true}"#,
         )
         .unwrap();
         assert_eq!((d.route.as_str(), d.stream), ("m1", None));
-        let e = route_body(&p, Operation::ChatCompletions, br#"{"model":"nope"}"#).unwrap_err();
+        let e =
+            route_body(&p, None, Operation::ChatCompletions, br#"{"model":"nope"}"#).unwrap_err();
         assert_eq!(
             (e.status, e.code, e.param),
             (404, "model_not_found", Some("model"))
         );
         assert_eq!(
-            route_body(&p, Operation::ChatCompletions, b"{")
+            route_body(&p, None, Operation::ChatCompletions, b"{")
                 .unwrap_err()
                 .status,
             400

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::estimate::PromptSize;
 use crate::headers::StreamMode;
 
 /// The few request fields the router needs. Serde still checks that the whole
@@ -19,6 +20,25 @@ pub struct RequestPeek<'a> {
     pub stream: Option<bool>,
     #[serde(default)]
     pub stream_options: Option<StreamOptionsPeek>,
+    /// Output limits (`max_tokens` is also Anthropic's), for quota reservations.
+    #[serde(default)]
+    pub max_tokens: Option<f64>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<f64>,
+    /// Choices asked for: each may use up to the output limit.
+    #[serde(default)]
+    pub n: Option<f64>,
+    /// The prompt, estimated in tokens (OpenAI and Anthropic fields).
+    #[serde(default)]
+    pub messages: Option<PromptSize>,
+    #[serde(default)]
+    pub system: Option<PromptSize>,
+    #[serde(default)]
+    pub input: Option<PromptSize>,
+    #[serde(default)]
+    pub prompt: Option<PromptSize>,
+    #[serde(default)]
+    pub tools: Option<PromptSize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +52,12 @@ pub struct StreamOptionsPeek {
 pub struct RequestSummary {
     pub model: String,
     pub stream: Option<StreamMode>,
+    /// Estimated tokens of the prompt (see [`crate::estimate`]).
+    pub prompt_tokens: u64,
+    /// The output limit the client set (`max_completion_tokens`, else `max_tokens`).
+    pub max_output_tokens: Option<u64>,
+    /// How many choices the client asked for (`n`, at least 1).
+    pub choices: u64,
 }
 
 /// Longest model name accepted (longer is a client error, not a lookup).
@@ -95,10 +121,32 @@ pub fn summarize_request(body: &[u8]) -> Result<RequestSummary, ApiError> {
         }
         _ => None,
     };
+    let prompt_tokens = [
+        peek.messages,
+        peek.system,
+        peek.input,
+        peek.prompt,
+        peek.tools,
+    ]
+    .iter()
+    .flatten()
+    .fold(0u64, |n, p| n.saturating_add(p.0));
     Ok(RequestSummary {
         model: model.into_owned(),
         stream,
+        prompt_tokens,
+        max_output_tokens: peek
+            .max_completion_tokens
+            .and_then(count)
+            .or(peek.max_tokens.and_then(count)),
+        choices: peek.n.and_then(count).unwrap_or(1).max(1),
     })
+}
+
+/// A count the client gave as a JSON number; a negative or fractional one is
+/// the provider's to reject, and counts as not given here.
+fn count(v: f64) -> Option<u64> {
+    (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 1e15).then_some(v as u64)
 }
 
 /// One entry of `GET /v1/models`.
@@ -199,7 +247,11 @@ mod tests {
             s,
             RequestSummary {
                 model: "gpt-4o-mini".into(),
-                stream: None
+                stream: None,
+                // "user" (1) + "hi" (1) + one message object (3).
+                prompt_tokens: 5,
+                max_output_tokens: None,
+                choices: 1,
             }
         );
         let s = summarize_request(br#"{"model":"m","stream":true}"#).unwrap();
@@ -216,6 +268,30 @@ mod tests {
         assert_eq!(s.stream, None);
         let s = summarize_request(br#"{"model":"a\/b\u00e9"}"#).unwrap();
         assert_eq!(s.model, "a/bé");
+    }
+
+    #[test]
+    fn summary_reads_what_a_quota_reservation_needs() {
+        let s = summarize_request(
+            br#"{"model":"m","system":"Be brief.","messages":[{"role":"user","content":"hello there"}],
+                "tools":[{"type":"function","function":{"name":"f"}}],"max_tokens":100,"n":2}"#,
+        )
+        .unwrap();
+        assert_eq!(s.max_output_tokens, Some(100));
+        assert_eq!(s.choices, 2);
+        assert!(
+            s.prompt_tokens > 5 && s.prompt_tokens < 30,
+            "{}",
+            s.prompt_tokens
+        );
+        let s = summarize_request(
+            br#"{"model":"m","max_tokens":100,"max_completion_tokens":7,"input":["a","b"]}"#,
+        )
+        .unwrap();
+        assert_eq!((s.max_output_tokens, s.prompt_tokens), (Some(7), 2));
+        // Out-of-range counts are the provider's to refuse; they reserve the default here.
+        let s = summarize_request(br#"{"model":"m","max_tokens":-1,"n":0.5}"#).unwrap();
+        assert_eq!((s.max_output_tokens, s.choices), (None, 1));
     }
 
     #[test]
