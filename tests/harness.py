@@ -292,9 +292,10 @@ class Stream:
         )
 
 
-def gateway_yaml(providers: list[dict], models: list[dict], extra: str = "") -> str:
-    """A gateway file (as YAML text; JSON is YAML) listening on free ports."""
-    doc = {"listen": "${AIGW_LISTEN}", "admin": "${AIGW_ADMIN}", "providers": providers, "models": models}
+def gateway_yaml(providers: list[dict], models: list[dict], extra: str = "", **top) -> str:
+    """A gateway file (as YAML text; JSON is YAML) listening on free ports;
+    `top` adds top-level sections (e.g. `consumers=[...]`)."""
+    doc = {"listen": "${AIGW_LISTEN}", "admin": "${AIGW_ADMIN}", "providers": providers, "models": models, **top}
     return json.dumps(doc, indent=2) + "\n" + extra
 
 
