@@ -36,6 +36,24 @@ pub fn text_tokens(text: &str) -> u64 {
     ascii.div_ceil(4) + other
 }
 
+/// The tokens of a request field read by [`crate::schema::openai::RequestPeek`].
+pub trait PromptTokens {
+    fn tokens(&self) -> u64;
+}
+
+impl PromptTokens for PromptSize {
+    fn tokens(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A skipped field counts nothing.
+impl PromptTokens for IgnoredAny {
+    fn tokens(&self) -> u64 {
+        0
+    }
+}
+
 /// The estimated tokens of a JSON value: its strings, objects and media.
 /// Used for request fields such as `messages`, `system`, `input` or `tools`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

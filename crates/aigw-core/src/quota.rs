@@ -127,6 +127,11 @@ impl Limits {
     pub fn is_empty(&self) -> bool {
         self.windows.is_empty() && self.concurrent.is_none()
     }
+
+    /// Whether a token limit is set (requests then need a token estimate).
+    pub fn counts_tokens(&self) -> bool {
+        self.windows.iter().any(|l| l.measure == Measure::Tokens)
+    }
 }
 
 /// One counter of the ledger.

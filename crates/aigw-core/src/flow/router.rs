@@ -6,7 +6,9 @@ use crate::config::router::RouterPlan;
 use crate::error::{ApiError, ClientApi};
 use crate::flow::consumer::{check_model, reservation_tokens};
 use crate::headers::StreamMode;
-use crate::schema::openai::{model_body, summarize_request, ModelObject};
+use crate::schema::openai::{
+    model_body, summarize_request, summarize_request_with_estimate, ModelObject,
+};
 
 /// What to do with the request headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +130,12 @@ pub fn route_body(
             "request body is required",
         ));
     }
-    let summary = summarize_request(body)?;
     let consumer = consumer.and_then(|i| plan.consumers.get(i));
+    let summary = if consumer.is_some_and(|c| c.limits.counts_tokens()) {
+        summarize_request_with_estimate(body)?
+    } else {
+        summarize_request(body)?
+    };
     if let Some(c) = consumer {
         check_model(c, &summary.model)?;
     }

@@ -3,17 +3,23 @@
 
 use std::borrow::Cow;
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::estimate::PromptSize;
+use crate::estimate::{PromptSize, PromptTokens};
 use crate::headers::StreamMode;
 
 /// The few request fields the router needs. Serde still checks that the whole
 /// body is well-formed JSON, and rejects a duplicated `model` or `stream`, so
 /// the gateway and the provider can never read different values.
+///
+/// `P` reads the prompt fields: [`PromptSize`] estimates their tokens, and
+/// the default, [`IgnoredAny`], skips them (nothing to count when no token
+/// budget is at stake).
 #[derive(Debug, Deserialize)]
-pub struct RequestPeek<'a> {
+#[serde(bound = "P: Deserialize<'de>")]
+pub struct RequestPeek<'a, P = IgnoredAny> {
     #[serde(borrow, default)]
     pub model: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -22,23 +28,23 @@ pub struct RequestPeek<'a> {
     pub stream_options: Option<StreamOptionsPeek>,
     /// Output limits (`max_tokens` is also Anthropic's), for quota reservations.
     #[serde(default)]
-    pub max_tokens: Option<f64>,
+    pub max_tokens: Option<serde_json::Value>,
     #[serde(default)]
-    pub max_completion_tokens: Option<f64>,
+    pub max_completion_tokens: Option<serde_json::Value>,
     /// Choices asked for: each may use up to the output limit.
     #[serde(default)]
-    pub n: Option<f64>,
+    pub n: Option<serde_json::Value>,
     /// The prompt, estimated in tokens (OpenAI and Anthropic fields).
     #[serde(default)]
-    pub messages: Option<PromptSize>,
+    pub messages: Option<P>,
     #[serde(default)]
-    pub system: Option<PromptSize>,
+    pub system: Option<P>,
     #[serde(default)]
-    pub input: Option<PromptSize>,
+    pub input: Option<P>,
     #[serde(default)]
-    pub prompt: Option<PromptSize>,
+    pub prompt: Option<P>,
     #[serde(default)]
-    pub tools: Option<PromptSize>,
+    pub tools: Option<P>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,7 +58,8 @@ pub struct StreamOptionsPeek {
 pub struct RequestSummary {
     pub model: String,
     pub stream: Option<StreamMode>,
-    /// Estimated tokens of the prompt (see [`crate::estimate`]).
+    /// Estimated tokens of the prompt (see [`crate::estimate`]); 0 unless
+    /// asked for ([`summarize_request_with_estimate`]).
     pub prompt_tokens: u64,
     /// The output limit the client set (`max_completion_tokens`, else `max_tokens`).
     pub max_output_tokens: Option<u64>,
@@ -63,8 +70,21 @@ pub struct RequestSummary {
 /// Longest model name accepted (longer is a client error, not a lookup).
 pub const MAX_MODEL_LEN: usize = 256;
 
-/// Reads `model` and `stream` from a request body.
+/// Reads `model`, `stream` and the output limits from a request body.
 pub fn summarize_request(body: &[u8]) -> Result<RequestSummary, ApiError> {
+    summarize::<IgnoredAny>(body)
+}
+
+/// As [`summarize_request`], with an estimate of the prompt's tokens (a
+/// walk over its text: only worth it when a token budget is at stake).
+pub fn summarize_request_with_estimate(body: &[u8]) -> Result<RequestSummary, ApiError> {
+    summarize::<PromptSize>(body)
+}
+
+fn summarize<P>(body: &[u8]) -> Result<RequestSummary, ApiError>
+where
+    P: for<'de> Deserialize<'de> + PromptTokens,
+{
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(ApiError::bad_request(
@@ -72,7 +92,7 @@ pub fn summarize_request(body: &[u8]) -> Result<RequestSummary, ApiError> {
             "request body must be a JSON object",
         ));
     }
-    let peek: RequestPeek<'_> = serde_json::from_slice(body).map_err(|e| {
+    let peek: RequestPeek<'_, P> = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",
             format!("request body is not valid JSON: {e}"),
@@ -130,23 +150,21 @@ pub fn summarize_request(body: &[u8]) -> Result<RequestSummary, ApiError> {
     ]
     .iter()
     .flatten()
-    .fold(0u64, |n, p| n.saturating_add(p.0));
+    .fold(0u64, |n, p| n.saturating_add(p.tokens()));
     Ok(RequestSummary {
         model: model.into_owned(),
         stream,
         prompt_tokens,
-        max_output_tokens: peek
-            .max_completion_tokens
-            .and_then(count)
-            .or(peek.max_tokens.and_then(count)),
-        choices: peek.n.and_then(count).unwrap_or(1).max(1),
+        max_output_tokens: count(peek.max_completion_tokens.as_ref())
+            .or(count(peek.max_tokens.as_ref())),
+        choices: count(peek.n.as_ref()).unwrap_or(1).max(1),
     })
 }
 
-/// A count the client gave as a JSON number; a negative or fractional one is
-/// the provider's to reject, and counts as not given here.
-fn count(v: f64) -> Option<u64> {
-    (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 1e15).then_some(v as u64)
+/// A count the client gave as a JSON number; anything else (negative,
+/// fractional, a string) is the provider's to reject, and counts as not given.
+fn count(v: Option<&serde_json::Value>) -> Option<u64> {
+    v.and_then(serde_json::Value::as_u64)
 }
 
 /// One entry of `GET /v1/models`.
@@ -248,8 +266,7 @@ mod tests {
             RequestSummary {
                 model: "gpt-4o-mini".into(),
                 stream: None,
-                // "user" (1) + "hi" (1) + one message object (3).
-                prompt_tokens: 5,
+                prompt_tokens: 0,
                 max_output_tokens: None,
                 choices: 1,
             }
@@ -272,7 +289,14 @@ mod tests {
 
     #[test]
     fn summary_reads_what_a_quota_reservation_needs() {
-        let s = summarize_request(
+        let hi = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        // "user" (1) + "hi" (1) + one message object (3); not counted unless asked.
+        assert_eq!(
+            summarize_request_with_estimate(hi).unwrap().prompt_tokens,
+            5
+        );
+        assert_eq!(summarize_request(hi).unwrap().prompt_tokens, 0);
+        let s = summarize_request_with_estimate(
             br#"{"model":"m","system":"Be brief.","messages":[{"role":"user","content":"hello there"}],
                 "tools":[{"type":"function","function":{"name":"f"}}],"max_tokens":100,"n":2}"#,
         )
@@ -284,13 +308,15 @@ mod tests {
             "{}",
             s.prompt_tokens
         );
-        let s = summarize_request(
+        let s = summarize_request_with_estimate(
             br#"{"model":"m","max_tokens":100,"max_completion_tokens":7,"input":["a","b"]}"#,
         )
         .unwrap();
         assert_eq!((s.max_output_tokens, s.prompt_tokens), (Some(7), 2));
         // Out-of-range counts are the provider's to refuse; they reserve the default here.
         let s = summarize_request(br#"{"model":"m","max_tokens":-1,"n":0.5}"#).unwrap();
+        assert_eq!((s.max_output_tokens, s.choices), (None, 1));
+        let s = summarize_request(br#"{"model":"m","max_tokens":"100","n":null}"#).unwrap();
         assert_eq!((s.max_output_tokens, s.choices), (None, 1));
     }
 
