@@ -87,6 +87,19 @@ def test_every_shipped_gateway_config_passes_aigw_and_envoy_validation():
     assert not failures, "\n".join(failures)
 
 
+def test_the_demos_commented_consumers_example_is_valid_when_uncommented():
+    _require(AIGW, "build the tools first (make build)")
+    text = (ROOT / DEMO_CONFIG).read_text()
+    start = text.index("# consumers:")
+    example = "\n".join(l[2:] if l.startswith("# ") else l for l in text[start:].splitlines())
+    with tempfile.TemporaryDirectory() as d:
+        config = Path(d) / "demo-with-consumers.yaml"
+        config.write_text(text[:start] + example + "\n")
+        r = _run([AIGW, "validate", config, "--no-envoy"])
+    assert r.returncode == 0, _output(r)
+    assert "consumer demo-app's key is given in plain text" in r.stderr, _output(r)
+
+
 # --- the docker compose stack ---------------------------------------------------
 
 
