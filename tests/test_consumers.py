@@ -21,7 +21,8 @@ import pytest
 from harness import NEVER_REFUSE, gateway_yaml, provider
 
 KEYS = {name: f"sk-aigw-test-{name}-0123456789" for name in [
-    "open", "web", "rpm", "quota", "total", "conc", "settle", "cut", "leave", "headers", "anthropic",
+    "open", "web", "rpm", "quota", "total", "spent", "conc", "settle", "cut", "slow", "leave", "headers",
+    "anthropic",
 ]}
 DAY = 10_000_000  # a daily budget large enough never to refuse
 
@@ -48,11 +49,13 @@ def env(mock_factory, gateway_factory):
             provider("oai", mock, keys=[{"value": "sk-provider-key-1"}], keyPool=NEVER_REFUSE),
             {"name": "claude", "kind": "anthropic", "baseUrl": mock.url,
              "keys": [{"value": "sk-ant-provider-key"}], "keyPool": NEVER_REFUSE},
+            provider("slowp", mock, keys=[{"value": "sk-provider-key-2"}], keyPool=NEVER_REFUSE, timeout="1s"),
         ],
         models=[
             {"name": "gpt-4o-mini", "target": {"provider": "oai"}},
             {"name": "gpt-4o", "target": {"provider": "oai"}},
             {"name": "claude-sonnet-4-5", "target": {"provider": "claude"}},
+            {"name": "slow-model", "target": {"provider": "slowp"}},
         ],
         auth={"keyHeader": "x-team-key", "defaultMaxTokens": 1000},
         consumers=[
@@ -61,9 +64,11 @@ def env(mock_factory, gateway_factory):
             consumer("rpm", limits={"requestsPerMinute": 3}),
             consumer("quota", limits={"tokenQuotas": [{"period": "day", "tokens": 60}]}),
             consumer("total", limits={"tokenQuotas": [{"period": "total", "tokens": 1000}]}),
+            consumer("spent", limits={"tokenQuotas": [{"period": "total", "tokens": 100}]}),
             consumer("conc", limits={"concurrentRequests": 2}),
             consumer("settle", limits={"tokenQuotas": [{"period": "day", "tokens": DAY}]}),
             consumer("cut", limits={"tokenQuotas": [{"period": "day", "tokens": DAY}]}),
+            consumer("slow", limits={"tokenQuotas": [{"period": "day", "tokens": DAY}]}),
             consumer("leave", limits={"concurrentRequests": 1,
                                       "tokenQuotas": [{"period": "day", "tokens": DAY}]}),
             consumer("headers", limits={"requestsPerMinute": 1000, "tokensPerMinute": 100000}),
@@ -170,7 +175,8 @@ def test_the_model_list_shows_what_the_consumer_may_use(env):
     gw, _ = env
     ids = lambda r: sorted(m["id"] for m in r.json()["data"])
     assert ids(gw.request("GET", "/v1/models", headers=key_of("web"))) == ["gpt-4o", "gpt-4o-mini"]
-    assert ids(gw.request("GET", "/v1/models", headers=key_of("open"))) == ["claude-sonnet-4-5", "gpt-4o", "gpt-4o-mini"]
+    assert ids(gw.request("GET", "/v1/models", headers=key_of("open"))) == [
+        "claude-sonnet-4-5", "gpt-4o", "gpt-4o-mini", "slow-model"]
     assert gw.request("GET", "/v1/models/gpt-4o", headers=key_of("web")).status == 200
     r = gw.request("GET", "/v1/models/claude-sonnet-4-5", headers=key_of("web"))
     assert r.status == 404
@@ -257,16 +263,35 @@ def test_many_concurrent_requests_racing_for_the_last_tokens_never_overshoot(env
     assert all(a - b == reservation for a, b in zip(rem, rem[1:])), rem
     # As many as the budget holds, all in flight together, and not one more.
     assert len(ok) == 1000 // reservation, (len(ok), reservation)
-    assert rem[-1] >= 0
+    assert rem[-1] == 1000 - len(ok) * reservation < reservation
     assert len(mock.requests()) == len(ok)
     for r in refused:
+        # Held by requests in flight, not spent: worth retrying soon.
         err = error_of(r)
-        assert (err["type"], err["code"]) == ("insufficient_quota", "insufficient_quota"), err
-        assert "retry-after" not in r.headers  # a total budget does not come back by waiting
+        assert (err["type"], err["code"]) == ("tokens", "rate_limit_exceeded"), err
+        assert "in flight" in err["message"]
+        assert r.headers["retry-after"] == "1"
     # Settled at the real usage: what is left is the limit minus real usage.
     r = chat(gw, "total", {"model": "gpt-4o-mini", "messages": HI, "max_tokens": 90})
     assert r.status == 200, r.body
     assert remaining_tokens(r) == 1000 - len(ok) * HI_USAGE - reservation
+
+
+def test_a_spent_total_budget_is_insufficient_quota_without_retry_after(env):
+    gw, mock = env
+    # 80 words of output: the first request is charged 82 tokens of its 100.
+    first = chat(gw, "spent", {"model": "gpt-4o-mini", "messages": HI, "max_tokens": 90},
+                 headers={"x-mock-chunks": "80"})
+    assert first.status == 200, first.body
+    mock.clear_requests()
+    # 18 left; this one reserves its prompt and 50 more.
+    r = chat(gw, "spent", {"model": "gpt-4o-mini", "messages": HI, "max_tokens": 50})
+    assert r.status == 429, r.body
+    err = error_of(r)
+    assert (err["type"], err["code"]) == ("insufficient_quota", "insufficient_quota"), err
+    assert "retry-after" not in r.headers  # a total budget does not come back by waiting
+    assert r.headers["x-ratelimit-remaining-tokens"] == "18"
+    assert mock.requests() == []
 
 
 def test_concurrent_requests_beyond_the_limit_get_429_and_slots_come_back(env):
@@ -326,6 +351,18 @@ def test_a_stream_cut_mid_way_is_charged_its_whole_reservation(env):
     assert "[DONE]" not in s.data()
     used, _ = charged(gw, "cut", s)
     # Usage never arrived: the reservation (prompt estimate + max_tokens) stands.
+    assert used == reservation
+
+
+def test_a_provider_timeout_is_charged_its_whole_reservation(env):
+    gw, _ = env
+    # This consumer's first request: it times out (the provider's timeout is 1 s)
+    # after reaching the provider, which may have billed it.
+    timed_out = chat(gw, "slow", {**PLAIN, "model": "slow-model"}, headers={"x-mock-delay-ms": "3000"})
+    assert timed_out.status == 504, timed_out.body
+    assert error_of(timed_out)["code"] == "provider_timeout"
+    reservation = DAY - remaining_tokens(timed_out)
+    used, _ = charged(gw, "slow", timed_out)
     assert used == reservation
 
 

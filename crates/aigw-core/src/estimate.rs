@@ -1,14 +1,13 @@
 //! Token estimates made before a provider has counted anything: the prompt
 //! side of a quota reservation.
 //!
-//! The estimate is deliberately simple and leans high: a quarter token per
-//! ASCII character, a token per other character (most CJK characters are a
-//! token or more), a few tokens per message, and a flat amount per image,
-//! audio clip or file, whose bytes (base64) say little about their cost.
-//! Reservations settle to the provider's real count, so leaning high costs a
-//! consumer nothing but headroom while the request is in flight.
+//! The estimate is simple: a quarter token per ASCII character (the usual
+//! average for English text and code), a token per other character (most CJK
+//! characters are a token or more), a few tokens per JSON object, and a flat
+//! amount for an image, audio clip or file sent inline (a `data:` URL or a
+//! long base64 string), whose size says little about its cost. It is an
+//! estimate, not a bound: reservations settle to the provider's real count.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -19,8 +18,26 @@ pub const MEDIA_TOKENS: u64 = 1_000;
 /// Tokens counted for each JSON object (a message, a content part, a tool).
 const OBJECT_TOKENS: u64 = 3;
 
-/// Object keys whose values are media, counted at [`MEDIA_TOKENS`].
-const MEDIA_KEYS: &[&str] = &["image_url", "input_audio", "source", "file", "inline_data"];
+/// Strings at least this long made only of base64 characters are media.
+const MEDIA_MIN_LEN: usize = 1_024;
+
+/// True for inline media: a `data:` URL, or a long run of base64.
+fn is_media(text: &str) -> bool {
+    text.starts_with("data:")
+        || (text.len() >= MEDIA_MIN_LEN
+            && text.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')
+            }))
+}
+
+/// Tokens of a string of the prompt: its text, or [`MEDIA_TOKENS`] for media.
+pub fn string_tokens(text: &str) -> u64 {
+    if is_media(text) {
+        MEDIA_TOKENS
+    } else {
+        text_tokens(text)
+    }
+}
 
 /// Tokens of a piece of text.
 pub fn text_tokens(text: &str) -> u64 {
@@ -75,7 +92,7 @@ impl<'de> Visitor<'de> for SizeVisitor {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<u64, E> {
-        Ok(text_tokens(v))
+        Ok(string_tokens(v))
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<u64, E> {
@@ -112,14 +129,10 @@ impl<'de> Visitor<'de> for SizeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
         let mut n = OBJECT_TOKENS;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let t = if MEDIA_KEYS.contains(&key.as_ref()) {
-                map.next_value::<IgnoredAny>()?;
-                MEDIA_TOKENS
-            } else {
-                map.next_value::<PromptSize>()?.0
-            };
-            n = n.saturating_add(t);
+        // Keys are structure, not prompt: skipped (a tool schema's property
+        // names are counted through their descriptions and values).
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            n = n.saturating_add(map.next_value::<PromptSize>()?.0);
         }
         Ok(n)
     }
@@ -155,6 +168,24 @@ mod tests {
             r#"[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{big}"}}}}]}}]"#
         ));
         assert!((MEDIA_TOKENS..MEDIA_TOKENS + 50).contains(&n), "{n}");
+        // Anthropic's base64 source, without a data: prefix.
+        let n = size(&format!(
+            r#"[{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"{big}"}}}}]"#
+        ));
+        assert!((MEDIA_TOKENS..MEDIA_TOKENS + 50).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn names_that_look_like_media_keys_are_ordinary_text() {
+        // A tool whose parameters are called `source` and `file`.
+        let n = size(
+            r#"[{"type":"function","function":{"name":"copy","parameters":{"type":"object",
+                "properties":{"source":{"type":"string"},"file":{"type":"string"}}}}}]"#,
+        );
+        assert!(n < 60, "{n}");
+        // Long text with spaces or punctuation is text.
+        let prose = "word ".repeat(1_000);
+        assert_eq!(string_tokens(&prose), text_tokens(&prose));
     }
 
     #[test]

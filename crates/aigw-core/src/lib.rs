@@ -15,6 +15,7 @@ pub mod estimate;
 pub mod flow;
 pub mod glob;
 pub mod headers;
+pub mod hostmeta;
 pub mod keypool;
 pub mod keys;
 pub mod provider;

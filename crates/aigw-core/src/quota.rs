@@ -206,6 +206,9 @@ pub enum DenyReason {
     Requests(Period),
     /// The tokens left in this period's window do not cover the reservation.
     Tokens(Period),
+    /// The tokens used in this period's window leave enough, but requests in
+    /// flight hold them: retrying soon can succeed, when they settle.
+    Held(Period),
     /// The reservation alone is more than this period's whole limit: retrying
     /// cannot help.
     TooLarge(Period),
@@ -226,19 +229,28 @@ pub struct Denial {
     pub status: RateStatus,
 }
 
-/// How long a client is told to wait when its concurrency limit is reached.
-const CONCURRENCY_RETRY_MS: u64 = 1_000;
+/// How long a client is told to wait when requests in flight block it (its
+/// concurrency limit, or tokens they hold).
+const IN_FLIGHT_RETRY_MS: u64 = 1_000;
 
 impl Ledger {
-    /// Starts counters whose window has ended, creates missing ones, and drops
-    /// counters of limits no longer configured.
-    fn roll(&mut self, limits: &Limits, now_ms: u64) {
+    /// Drops the counters of limits no longer configured. Only at admission,
+    /// under the current configuration: a request admitted under an older one
+    /// may settle later and must not wipe the new counters.
+    fn prune(&mut self, limits: &Limits) {
         self.counters.retain(|c| {
             limits
                 .windows
                 .iter()
                 .any(|l| l.measure == c.measure && l.period == c.period)
         });
+        if limits.concurrent.is_none() {
+            self.in_flight = 0;
+        }
+    }
+
+    /// Starts counters whose window has ended and creates missing ones.
+    fn roll(&mut self, limits: &Limits, now_ms: u64) {
         for l in &limits.windows {
             let window = l.period.window(now_ms);
             match self
@@ -263,9 +275,6 @@ impl Ledger {
                     held: 0,
                 }),
             }
-        }
-        if limits.concurrent.is_none() {
-            self.in_flight = 0;
         }
     }
 
@@ -306,6 +315,7 @@ impl Ledger {
     /// Admits a request that reserves `tokens`, or says why not. Nothing
     /// changes when the request is refused.
     pub fn reserve(&mut self, limits: &Limits, tokens: u64, now_ms: u64) -> Result<Grant, Denial> {
+        self.prune(limits);
         self.roll(limits, now_ms);
         let deny = |ledger: &Ledger, reason, limit, retry_after_ms| Denial {
             reason,
@@ -320,7 +330,7 @@ impl Ledger {
                     self,
                     DenyReason::Concurrency,
                     max,
-                    Some(CONCURRENCY_RETRY_MS),
+                    Some(IN_FLIGHT_RETRY_MS),
                 ));
             }
         }
@@ -340,13 +350,17 @@ impl Ledger {
                     DenyReason::Requests(l.period)
                 }
                 Measure::Tokens if tokens > l.max => DenyReason::TooLarge(l.period),
-                Measure::Tokens if c.used.saturating_add(c.held).saturating_add(tokens) > l.max => {
+                Measure::Tokens if c.used.saturating_add(tokens) > l.max => {
                     DenyReason::Tokens(l.period)
+                }
+                Measure::Tokens if c.used.saturating_add(c.held).saturating_add(tokens) > l.max => {
+                    DenyReason::Held(l.period)
                 }
                 _ => continue,
             };
             let wait = match reason {
                 DenyReason::TooLarge(_) => None,
+                DenyReason::Held(_) => Some(IN_FLIGHT_RETRY_MS.min(wait.unwrap_or(u64::MAX))),
                 _ => wait,
             };
             let worse = match &refusal {
@@ -450,18 +464,29 @@ pub enum StoreError {
     Failed(String),
 }
 
-/// Attempts at a read-modify-write before giving up on contention.
-const CAS_ATTEMPTS: usize = 32;
+/// Attempts at an admission before giving up on contention (the client then
+/// gets 503 and may retry).
+const RESERVE_ATTEMPTS: usize = 32;
+
+/// Attempts at a settlement: a lost settlement would hold its tokens and its
+/// concurrency slot, so it tries much longer. Each conflict means another
+/// request made progress, so this ends.
+const SETTLE_ATTEMPTS: usize = 1_024;
 
 /// Applies `change` to the ledger under `key` with compare-and-swap, retrying
 /// when another writer got there first. `change` returns what to report and
 /// whether to write.
-pub fn update<S, T, F>(store: &S, key: &str, mut change: F) -> Result<T, StoreError>
+pub fn update<S, T, F>(
+    store: &S,
+    key: &str,
+    attempts: usize,
+    mut change: F,
+) -> Result<T, StoreError>
 where
     S: QuotaStore + ?Sized,
     F: FnMut(&mut Ledger) -> (T, bool),
 {
-    for _ in 0..CAS_ATTEMPTS {
+    for _ in 0..attempts {
         let (bytes, version) = store.load(key)?;
         let mut ledger = Ledger::from_bytes(bytes.as_deref());
         let (out, write) = change(&mut ledger);
@@ -475,7 +500,7 @@ where
         }
     }
     Err(StoreError::Failed(format!(
-        "{key}: still contended after {CAS_ATTEMPTS} attempts"
+        "{key}: still contended after {attempts} attempts"
     )))
 }
 
@@ -487,7 +512,7 @@ pub fn reserve<S: QuotaStore + ?Sized>(
     tokens: u64,
     now_ms: u64,
 ) -> Result<Result<Grant, Denial>, StoreError> {
-    update(store, key, |ledger| {
+    update(store, key, RESERVE_ATTEMPTS, |ledger| {
         let result = ledger.reserve(limits, tokens, now_ms);
         let write = result.is_ok();
         (result, write)
@@ -503,7 +528,7 @@ pub fn settle<S: QuotaStore + ?Sized>(
     used_tokens: u64,
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    update(store, key, |ledger| {
+    update(store, key, SETTLE_ATTEMPTS, |ledger| {
         ledger.settle(limits, reservation, used_tokens, now_ms);
         ((), true)
     })
@@ -587,10 +612,10 @@ mod tests {
         assert_eq!(g.status.tokens.unwrap().remaining, 700);
         let g2 = ledger.reserve(&l, 600, T0).unwrap();
         assert_eq!(g2.status.tokens.unwrap().remaining, 100);
-        // In flight: 900 held; 200 more does not fit.
+        // In flight: 900 held; 200 more does not fit until they settle.
         let d = ledger.reserve(&l, 200, T0).unwrap_err();
-        assert_eq!(d.reason, DenyReason::Tokens(Period::Day));
-        assert_eq!(d.retry_after_ms, Some(30_000));
+        assert_eq!(d.reason, DenyReason::Held(Period::Day));
+        assert_eq!(d.retry_after_ms, Some(IN_FLIGHT_RETRY_MS));
         // The first used 50 of its 300: 250 come back.
         ledger.settle(&l, &g.reservation, 50, T0 + 1);
         assert_eq!(ledger.status(&l, T0 + 1).tokens.unwrap().remaining, 350);
@@ -638,7 +663,7 @@ mod tests {
         let a = ledger.reserve(&l, 0, T0).unwrap();
         let d = ledger.reserve(&l, 0, T0).unwrap_err();
         assert_eq!(d.reason, DenyReason::Concurrency);
-        assert_eq!(d.retry_after_ms, Some(CONCURRENCY_RETRY_MS));
+        assert_eq!(d.retry_after_ms, Some(IN_FLIGHT_RETRY_MS));
         ledger.settle(&l, &a.reservation, 0, T0);
         assert!(ledger.reserve(&l, 0, T0).is_ok());
     }
@@ -716,6 +741,44 @@ mod tests {
     }
 
     #[test]
+    fn a_spent_budget_and_one_held_by_requests_in_flight_are_told_apart() {
+        let l = limits(&[(Measure::Tokens, Period::Total, 1_000)], None);
+        let mut ledger = Ledger::default();
+        let g = ledger.reserve(&l, 900, T0).unwrap();
+        // Only holds block: the client may retry soon.
+        let d = ledger.reserve(&l, 200, T0).unwrap_err();
+        assert_eq!(d.reason, DenyReason::Held(Period::Total));
+        assert_eq!(d.retry_after_ms, Some(IN_FLIGHT_RETRY_MS));
+        // Used for real: spent for good.
+        ledger.settle(&l, &g.reservation, 900, T0);
+        let d = ledger.reserve(&l, 200, T0).unwrap_err();
+        assert_eq!(d.reason, DenyReason::Tokens(Period::Total));
+        assert_eq!(d.retry_after_ms, None);
+        // A window that ends sooner than a second waits for its end.
+        let m = limits(&[(Measure::Tokens, Period::Minute, 100)], None);
+        let mut ledger = Ledger::default();
+        ledger.reserve(&m, 100, T0 + 29_500).unwrap();
+        let d = ledger.reserve(&m, 1, T0 + 29_500).unwrap_err();
+        assert_eq!(d.retry_after_ms, Some(500));
+    }
+
+    #[test]
+    fn a_request_admitted_under_an_older_config_settles_without_wiping_the_new_counters() {
+        let old = limits(&[(Measure::Tokens, Period::Day, 1_000)], None);
+        let new = limits(&[(Measure::Requests, Period::Minute, 5)], Some(1));
+        let mut ledger = Ledger::default();
+        let g = ledger.reserve(&old, 100, T0).unwrap();
+        ledger.reserve(&new, 0, T0).unwrap();
+        ledger.settle(&old, &g.reservation, 10, T0);
+        assert_eq!(ledger.in_flight, 1);
+        assert_eq!(ledger.status(&new, T0).requests.unwrap().remaining, 4);
+        assert_eq!(
+            ledger.reserve(&new, 0, T0).unwrap_err().reason,
+            DenyReason::Concurrency
+        );
+    }
+
+    #[test]
     fn limits_removed_from_the_config_leave_the_ledger() {
         let mut ledger = Ledger::default();
         let both = limits(
@@ -727,7 +790,7 @@ mod tests {
         );
         ledger.reserve(&both, 1, T0).unwrap();
         let fewer = limits(&[(Measure::Tokens, Period::Day, 10)], None);
-        ledger.roll(&fewer, T0);
+        ledger.prune(&fewer);
         assert_eq!(ledger.counters.len(), 1);
         assert_eq!(ledger.in_flight, 0);
         // Raised limit, same period: what was used stays counted.
@@ -807,7 +870,7 @@ mod tests {
             ledger.reserve(&l, 900, T0).unwrap();
         }));
         let outcome = reserve(&store, "c", &l, 200, T0).unwrap();
-        assert_eq!(outcome.unwrap_err().reason, DenyReason::Tokens(Period::Day));
+        assert_eq!(outcome.unwrap_err().reason, DenyReason::Held(Period::Day));
         let g = reserve(&store, "c", &l, 100, T0).unwrap().unwrap();
         settle(&store, "c", &l, &g.reservation, 40, T0).unwrap();
         let (bytes, _) = store.load("c").unwrap();

@@ -69,6 +69,17 @@ pub fn response_status<C: HttpContext + ?Sized>(ctx: &C) -> u16 {
         .unwrap_or(0)
 }
 
+/// Envoy's response code details (`via_upstream`, `upstream_response_timeout`,
+/// `upstream_reset_before_response_started{…}`, …), empty when unknown. Uses
+/// the host call directly: safe in `on_log` and `on_done`, where the SDK's
+/// wrappers must not be trusted not to panic.
+pub fn response_code_details() -> String {
+    match proxy_wasm::hostcalls::get_property(vec!["response", "code_details"]) {
+        Ok(Some(details)) => String::from_utf8_lossy(&details).into_owned(),
+        _ => String::new(),
+    }
+}
+
 /// Reads an environment variable of the VM (set by
 /// `vm_config.environment_variables` in Envoy's config).
 pub fn env_var(name: &str) -> Option<String> {

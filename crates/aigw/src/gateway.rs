@@ -375,6 +375,19 @@ fn key_pool_config(pool: Option<&KeyPool>) -> KeyPoolConfig {
     c
 }
 
+/// A consumer as the router filter gets it: plain keys replaced by their
+/// hashes, so no consumer key is written into the rendered Envoy config (or
+/// shown by its admin's config dump).
+fn hashed_keys(c: &ConsumerConfig) -> ConsumerConfig {
+    let mut c = c.clone();
+    for k in &mut c.keys {
+        if let Some(v) = k.value.take() {
+            k.sha256 = Some(aigw_core::apikey::KeyHash::of(&v).to_hex());
+        }
+    }
+    c
+}
+
 /// The cluster the active health check of a provider uses.
 pub fn health_check_cluster(provider: &str) -> String {
     format!("aigw-provider-{provider}-healthcheck")
@@ -566,7 +579,7 @@ pub fn compile(
         models: vec![],
         provider_prefixes: vec![],
         auth: file.auth.clone(),
-        consumers: file.consumers.clone(),
+        consumers: file.consumers.iter().map(hashed_keys).collect(),
     };
     let mut names = HashSet::new();
     for (i, m) in file.models.iter().enumerate() {
@@ -913,6 +926,21 @@ providers:
             .unwrap_err()
             .to_string();
         assert!(err.contains("line") || err.contains(':'), "{err}");
+    }
+
+    #[test]
+    fn plain_consumer_keys_reach_the_filter_only_as_hashes() {
+        let text = format!(
+            "{GOOD}\nconsumers:\n  - name: app\n    keys:\n      - value: sk-aigw-plain-key-0001\n"
+        );
+        let g = load(&text, &env).unwrap();
+        assert!(g.warnings.iter().any(|w| w.contains("plain text")));
+        let filter_config = serde_json::to_string(&g.router).unwrap();
+        assert!(!filter_config.contains("sk-aigw-plain-key-0001"));
+        assert!(filter_config
+            .contains(&aigw_core::apikey::KeyHash::of("sk-aigw-plain-key-0001").to_hex()));
+        // The filter accepts what it is given.
+        assert!(g.router.compile().is_ok());
     }
 
     #[test]

@@ -311,10 +311,7 @@ impl ProviderHttp {
 /// (connection failure, reset, timeout). Uses the host call directly: it runs
 /// from `on_done`, where the SDK's wrappers must not be trusted not to panic.
 fn client_went_away() -> bool {
-    match proxy_wasm::hostcalls::get_property(vec!["response", "code_details"]) {
-        Ok(Some(details)) => String::from_utf8_lossy(&details).contains("downstream"),
-        _ => false,
-    }
+    aigw_wasm::response_code_details().contains("downstream")
 }
 
 impl Context for ProviderHttp {

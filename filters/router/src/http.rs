@@ -58,6 +58,9 @@ pub struct RouterHttp {
     status: Option<u16>,
     response: Response,
     usage: Option<Usage>,
+    /// Whether the response reached its proper end (a JSON body read whole,
+    /// `[DONE]`, `message_stop`).
+    complete: bool,
 }
 
 impl RouterHttp {
@@ -71,6 +74,7 @@ impl RouterHttp {
             status: None,
             response: Response::Ignored,
             usage: None,
+            complete: false,
         }
     }
 
@@ -183,11 +187,14 @@ impl RouterHttp {
         let Some(c) = self.consumer.and_then(|i| plan.consumers.get(i)) else {
             return;
         };
+        let details = aigw_wasm::response_code_details();
         let ending = match self.status {
             None => Ending::NoResponse,
             Some(status) => Ending::Responded {
                 status,
                 usage: self.usage.as_ref(),
+                complete: self.complete,
+                details: &details,
             },
         };
         let used = consumer::settled_tokens(hold.reservation.tokens, ending);
@@ -371,6 +378,7 @@ impl HttpContext for RouterHttp {
                         ClientApi::OpenAi => Usage::from_openai_body(body),
                         ClientApi::Anthropic => Usage::from_anthropic_body(body),
                     });
+                    self.complete = true;
                 }
                 None
             }
@@ -379,6 +387,7 @@ impl HttpContext for RouterHttp {
                 if end_of_stream {
                     stream.finish();
                     self.usage = stream.usage();
+                    self.complete = stream.saw_stop();
                 }
                 None
             }
@@ -387,6 +396,7 @@ impl HttpContext for RouterHttp {
                 let out = if end_of_stream {
                     let tail = stream.finish();
                     self.usage = stream.usage().cloned();
+                    self.complete = stream.saw_done();
                     join(out, tail, &chunk)
                 } else {
                     out

@@ -112,6 +112,17 @@ pub fn denial_error(consumer: &str, d: &Denial) -> ApiError {
                 d.requested
             ),
         ),
+        DenyReason::Held(p) => ApiError::new(
+            429,
+            "tokens",
+            "rate_limit_exceeded",
+            format!(
+                "Rate limit reached for consumer {consumer} on tokens {}: limit {}, requested {}; requests in flight hold the rest until they end.",
+                per(p),
+                d.limit,
+                d.requested
+            ),
+        ),
         DenyReason::TooLarge(p) => ApiError::new(
             429,
             "tokens",
@@ -173,28 +184,61 @@ pub fn is_provider_rate_limit_header(name: &str) -> bool {
 pub enum Ending<'a> {
     /// No response started (the client left, or the request was reset first).
     NoResponse,
-    /// The response had this status; `usage` is what it reported.
+    /// The response had this status.
     Responded {
         status: u16,
+        /// The usage the response reported, if any.
         usage: Option<&'a Usage>,
+        /// Whether the response reached its proper end (a JSON body read
+        /// whole, `[DONE]`, `message_stop`): a stream's usage before its end
+        /// may be partial (Anthropic reports output tokens as it goes).
+        complete: bool,
+        /// Envoy's response code details (`via_upstream`: the provider
+        /// answered; `upstream_response_timeout`, `upstream_reset_…`: Envoy
+        /// answered after the request went out).
+        details: &'a str,
     },
 }
 
-/// Tokens to charge when a request ends: what the provider reported;
-/// nothing for an error answer (providers do not bill those); the whole
-/// reservation when the cost is unknown (a success without a count, a
-/// stream cut before its usage, a client that left while waiting).
+/// Tokens to charge when a request ends:
+/// - an error status the provider or a filter answered, or a connection
+///   that never reached the provider: nothing (providers do not bill those);
+/// - a complete response with usage: the reported total;
+/// - otherwise the cost is unknown (a success without a count, a stream cut
+///   before its end, a timeout or reset after the request went out, a client
+///   that left while waiting): the whole reservation, or the reported usage
+///   if that is already more.
 pub fn settled_tokens(reserved: u64, ending: Ending<'_>) -> u64 {
-    match ending {
-        Ending::Responded { status, .. } if status >= 400 => 0,
-        Ending::Responded { usage: Some(u), .. } => {
-            match (u.total_tokens, u.input_tokens, u.output_tokens) {
-                (Some(t), _, _) => t,
-                (None, Some(i), Some(o)) => i.saturating_add(o),
-                _ => reserved,
-            }
-        }
-        Ending::Responded { .. } | Ending::NoResponse => reserved,
+    let Ending::Responded {
+        status,
+        usage,
+        complete,
+        details,
+    } = ending
+    else {
+        return reserved;
+    };
+    if status >= 400 {
+        let reached_provider_unanswered = (details.contains("timeout")
+            || details.contains("reset"))
+            && !details.contains("connection_failure");
+        return if reached_provider_unanswered {
+            reserved
+        } else {
+            0
+        };
+    }
+    let reported = usage.and_then(
+        |u| match (u.total_tokens, u.input_tokens, u.output_tokens) {
+            (Some(t), _, _) => Some(t),
+            (None, Some(i), Some(o)) => Some(i.saturating_add(o)),
+            _ => None,
+        },
+    );
+    match reported {
+        Some(t) if complete => t,
+        Some(t) => t.max(reserved),
+        None => reserved,
     }
 }
 
@@ -366,7 +410,13 @@ mod tests {
             total_tokens: Some(42),
             ..Usage::default()
         };
-        let ok = |usage| Ending::Responded { status: 200, usage };
+        let ended = |status, usage, complete, details| Ending::Responded {
+            status,
+            usage,
+            complete,
+            details,
+        };
+        let ok = |usage| ended(200, usage, true, "via_upstream");
         assert_eq!(settled_tokens(500, ok(Some(&reported))), 42);
         assert_eq!(settled_tokens(500, ok(None)), 500);
         let partial = Usage {
@@ -374,16 +424,22 @@ mod tests {
             ..Usage::default()
         };
         assert_eq!(settled_tokens(500, ok(Some(&partial))), 500);
+        // A stream cut before its end: its usage so far may be partial.
+        let cut = |usage| ended(200, usage, false, "via_upstream");
+        assert_eq!(settled_tokens(500, cut(Some(&reported))), 500);
+        assert_eq!(settled_tokens(5, cut(Some(&reported))), 42);
+        // The provider's error answers, and requests that never reached it, cost nothing.
         assert_eq!(
-            settled_tokens(
-                500,
-                Ending::Responded {
-                    status: 429,
-                    usage: None
-                }
-            ),
+            settled_tokens(500, ended(429, None, true, "via_upstream")),
             0
         );
+        let refused = "upstream_reset_before_response_started{connection_failure}";
+        assert_eq!(settled_tokens(500, ended(503, None, true, refused)), 0);
+        // Timeouts and resets after the request went out may have been billed.
+        let timeout = "upstream_response_timeout";
+        assert_eq!(settled_tokens(500, ended(504, None, true, timeout)), 500);
+        let reset = "upstream_reset_before_response_started{remote_reset}";
+        assert_eq!(settled_tokens(500, ended(503, None, true, reset)), 500);
         assert_eq!(settled_tokens(500, Ending::NoResponse), 500);
         assert!(is_provider_rate_limit_header(
             "X-RateLimit-Remaining-Tokens"
