@@ -66,11 +66,33 @@ pub struct Behavior {
     /// Number of `w{i}` content chunks instead of the default reply words.
     pub chunks: Option<usize>,
     pub chunk_interval_ms: u64,
+    /// Send this much (events, or bytes of a plain body), then abort the connection.
     pub cut_after: Option<usize>,
+    /// Send this much (events, or bytes of a plain body), then end the body cleanly.
+    pub end_after: Option<usize>,
     pub error_format: ErrorFormat,
     pub usage: UsageMode,
     /// Reply with one call of this tool instead of text.
     pub tool_call: Option<String>,
+}
+
+/// How a response is truncated on purpose: after `N` events of a stream, or `N` bytes of a
+/// plain body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// Abort the connection (`x-mock-cut-after`).
+    Cut(usize),
+    /// End the body cleanly, as if it were complete (`x-mock-end-after`).
+    End(usize),
+}
+
+impl Behavior {
+    /// The programmed truncation, if any. [`resolve`] never lets both be set.
+    pub fn truncation(&self) -> Option<Truncation> {
+        self.cut_after
+            .map(Truncation::Cut)
+            .or(self.end_after.map(Truncation::End))
+    }
 }
 
 /// What a rule matches on; every field present must match.
@@ -109,6 +131,8 @@ pub struct Rule {
     #[serde(default)]
     pub cut_after: Option<usize>,
     #[serde(default)]
+    pub end_after: Option<usize>,
+    #[serde(default)]
     pub error_format: Option<ErrorFormat>,
     #[serde(default)]
     pub usage: Option<UsageMode>,
@@ -137,6 +161,11 @@ impl CompiledRule {
         }
         if let Some(name) = &rule.tool_call {
             check_tool_name(name).map_err(|e| format!("rules[{index}].toolCall: {e}"))?;
+        }
+        if rule.cut_after.is_some() && rule.end_after.is_some() {
+            return Err(format!(
+                "rules[{index}]: cutAfter and endAfter cannot both be set ({TRUNCATION_CONFLICT})"
+            ));
         }
         let matcher = rule.matcher.clone().unwrap_or_default();
         let match_headers = matcher
@@ -199,6 +228,7 @@ impl CompiledRule {
         b.chunks = r.chunks;
         b.chunk_interval_ms = r.chunk_interval_ms.unwrap_or(0);
         b.cut_after = r.cut_after;
+        b.end_after = r.end_after;
         b.error_format = r.error_format.unwrap_or_default();
         b.usage = r.usage.unwrap_or_default();
         b.tool_call.clone_from(&r.tool_call);
@@ -308,6 +338,7 @@ pub mod header {
     pub const CHUNKS: &str = "x-mock-chunks";
     pub const CHUNK_INTERVAL_MS: &str = "x-mock-chunk-interval-ms";
     pub const CUT_AFTER: &str = "x-mock-cut-after";
+    pub const END_AFTER: &str = "x-mock-end-after";
     pub const USAGE: &str = "x-mock-usage";
     pub const TOOL_CALL: &str = "x-mock-tool-call";
 }
@@ -357,6 +388,24 @@ fn apply_headers(headers: &HeaderMap, b: &mut Behavior) -> Result<(), String> {
     if let Some(n) = parsed(headers, header::CUT_AFTER)? {
         b.cut_after = Some(n);
     }
+    if let Some(n) = parsed(headers, header::END_AFTER)? {
+        b.end_after = Some(n);
+    }
+    if b.cut_after.is_some() && b.end_after.is_some() {
+        // A rule cannot hold both (checked when it is added), so at least one is a header.
+        let given = |name: &str, field: &str| {
+            if headers.contains_key(name) {
+                name.to_owned()
+            } else {
+                format!("the matching rule's {field}")
+            }
+        };
+        return Err(format!(
+            "{} conflicts with {} ({TRUNCATION_CONFLICT})",
+            given(header::END_AFTER, "endAfter"),
+            given(header::CUT_AFTER, "cutAfter"),
+        ));
+    }
     if let Some(v) = text(headers, header::USAGE)? {
         b.usage = UsageMode::parse(v)
             .ok_or_else(|| format!("{}: expected omit or include, got {v:?}", header::USAGE))?;
@@ -368,6 +417,10 @@ fn apply_headers(headers: &HeaderMap, b: &mut Behavior) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Why cut-after and end-after cannot be combined.
+const TRUNCATION_CONFLICT: &str =
+    "cut-after aborts the connection, end-after ends the body cleanly: give at most one";
 
 fn text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
     headers
@@ -451,8 +504,8 @@ mod tests {
     fn null_fields_mean_absent() {
         let book = rules(
             r#"[{"match": null, "status": 500, "headers": null, "delayMs": null, "chunks": null,
-                 "chunkIntervalMs": null, "cutAfter": null, "errorFormat": null, "usage": null,
-                 "toolCall": null, "times": null},
+                 "chunkIntervalMs": null, "cutAfter": null, "endAfter": null, "errorFormat": null,
+                 "usage": null, "toolCall": null, "times": null},
                 {"match": {"header": null, "model": null}, "status": 501}]"#,
         );
         let b = resolve(&book, &HeaderMap::new(), PATH, None).unwrap();
@@ -560,10 +613,65 @@ mod tests {
             ("x-mock-error-format", "xml"),
             ("x-mock-usage", "maybe"),
             ("x-mock-tool-call", " "),
+            ("x-mock-cut-after", "-1"),
+            ("x-mock-end-after", "x"),
         ] {
             let err = resolve(&book, &headers(&[(name, value)]), PATH, None).unwrap_err();
             assert!(err.starts_with(name), "{err}");
         }
+    }
+
+    #[test]
+    fn end_after_comes_from_a_rule_or_a_header() {
+        let book = rules(r#"[{"match": {"model": "a"}, "endAfter": 2}]"#);
+        let b = resolve(&book, &HeaderMap::new(), PATH, Some("a")).unwrap();
+        assert_eq!(b.end_after, Some(2));
+        assert_eq!(b.truncation(), Some(Truncation::End(2)));
+        let h = headers(&[("x-mock-end-after", " 5 ")]);
+        let b = resolve(&book, &h, PATH, Some("a")).unwrap();
+        assert_eq!(b.truncation(), Some(Truncation::End(5)));
+        let h = headers(&[("x-mock-cut-after", "4")]);
+        let b = resolve(&RuleBook::default(), &h, PATH, None).unwrap();
+        assert_eq!(b.truncation(), Some(Truncation::Cut(4)));
+        assert_eq!(Behavior::default().truncation(), None);
+    }
+
+    #[test]
+    fn cut_after_and_end_after_conflict() {
+        let both = headers(&[("x-mock-cut-after", "1"), ("x-mock-end-after", "2")]);
+        let err = resolve(&RuleBook::default(), &both, PATH, None).unwrap_err();
+        assert!(
+            err.starts_with("x-mock-end-after conflicts with x-mock-cut-after"),
+            "{err}"
+        );
+
+        // A rule's field counts as given; the message says where each came from.
+        let book = rules(
+            r#"[{"match": {"model": "c"}, "cutAfter": 1},
+                {"match": {"model": "e"}, "endAfter": 1}]"#,
+        );
+        let end = headers(&[("x-mock-end-after", "2")]);
+        let err = resolve(&book, &end, PATH, Some("c")).unwrap_err();
+        assert!(
+            err.starts_with("x-mock-end-after conflicts with the matching rule's cutAfter"),
+            "{err}"
+        );
+        let cut = headers(&[("x-mock-cut-after", "2")]);
+        let err = resolve(&book, &cut, PATH, Some("e")).unwrap_err();
+        assert!(
+            err.starts_with("the matching rule's endAfter conflicts with x-mock-cut-after"),
+            "{err}"
+        );
+        // The same header as the rule's field just overrides it.
+        let b = resolve(&book, &end, PATH, Some("e")).unwrap();
+        assert_eq!(b.truncation(), Some(Truncation::End(2)));
+
+        let bad: Vec<Rule> = serde_json::from_str(r#"[{"cutAfter": 1, "endAfter": 2}]"#).unwrap();
+        let err = RuleBook::default().add(bad).unwrap_err();
+        assert!(
+            err.starts_with("rules[0]: cutAfter and endAfter cannot both be set"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -70,6 +70,19 @@ async fn exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
     parse_response(&raw)
 }
 
+/// Like [`exchange`], but every read must succeed: the server ends the response and closes
+/// the connection normally (EOF), it does not fail it.
+async fn exchange_to_eof(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("server did not close the connection")
+        .expect("reading the response to EOF failed");
+    parse_response(&raw)
+}
+
 fn parse_response(raw: &[u8]) -> RawResponse {
     let split = raw
         .windows(4)
@@ -132,7 +145,18 @@ fn parse_response(raw: &[u8]) -> RawResponse {
 }
 
 fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut out = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
+    request_on("close", method, path, headers, body)
+}
+
+/// A request with the given `connection` header (`close`, or `keep-alive` to reuse it).
+fn request_on(
+    connection: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: {connection}\r\n");
     for (name, value) in headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -254,6 +278,324 @@ async fn cut_after_on_a_non_streaming_reply_sends_a_partial_body() {
     assert_eq!(response.status, 200);
     assert!(!response.complete, "{response:?}");
     assert_eq!(response.body(), b"{\"id\":\"cha");
+}
+
+#[tokio::test]
+async fn end_after_ends_the_stream_cleanly_without_done() {
+    let addr = start("up1").await;
+    let body = json!({"model": "m", "stream": true}).to_string();
+    let headers = [("x-mock-end-after", "3"), ("x-mock-chunk-interval-ms", "5")];
+    let response = exchange_to_eof(
+        addr,
+        &request("POST", "/v1/chat/completions", &headers, &body),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+    // The terminating zero-length chunk was sent.
+    assert!(response.complete, "{response:?}");
+    assert_eq!(response.chunks.len(), 3, "{response:?}");
+    assert_eq!(
+        event_json(response.chunk_str(0))["choices"][0]["delta"],
+        json!({"role": "assistant", "content": ""})
+    );
+    assert_eq!(
+        event_json(response.chunk_str(2))["choices"][0]["delta"]["content"],
+        " from"
+    );
+    assert!(!String::from_utf8_lossy(&response.body()).contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn end_after_larger_than_the_stream_still_withholds_done() {
+    let addr = start("up1").await;
+    let response = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-end-after", "100"), ("x-mock-chunks", "2")],
+        json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}}),
+    )
+    .await;
+    assert!(response.complete, "{response:?}");
+    // role, 2 words, finish, usage; no [DONE]
+    assert_eq!(response.chunks.len(), 5, "{response:?}");
+    assert_eq!(
+        event_json(response.chunk_str(3))["choices"][0]["finish_reason"],
+        "stop"
+    );
+    assert_eq!(
+        event_json(response.chunk_str(4))["usage"]["completion_tokens"],
+        2
+    );
+    assert!(!String::from_utf8_lossy(&response.body()).contains("[DONE]"));
+
+    let nothing = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-end-after", "0")],
+        json!({"model": "m", "stream": true}),
+    )
+    .await;
+    assert_eq!(nothing.status, 200);
+    assert!(nothing.complete, "{nothing:?}");
+    assert!(nothing.body().is_empty(), "{nothing:?}");
+}
+
+#[tokio::test]
+async fn end_after_leaves_the_connection_usable() {
+    let addr = start("up1").await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let body = json!({"model": "m", "stream": true}).to_string();
+    let first = request_on(
+        "keep-alive",
+        "POST",
+        "/v1/chat/completions",
+        &[("x-mock-end-after", "2")],
+        &body,
+    );
+    stream.write_all(&first).await.unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read_first = async {
+        while !raw.ends_with(b"\r\n0\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed: {:?}",
+                String::from_utf8_lossy(&raw)
+            );
+            raw.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_first)
+        .await
+        .expect("the body did not end");
+    let ended = parse_response(&raw);
+    assert!(ended.complete, "{ended:?}");
+    assert_eq!(ended.chunks.len(), 2, "{ended:?}");
+
+    // The same connection serves the next request.
+    let second = request("POST", "/v1/chat/completions", &[], &body);
+    stream.write_all(&second).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("server did not close the connection")
+        .unwrap();
+    let next = parse_response(&raw);
+    assert_eq!(next.status, 200);
+    assert!(next.complete, "{next:?}");
+    assert!(String::from_utf8_lossy(&next.body()).ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test]
+async fn end_after_on_a_non_streaming_reply_sends_a_short_complete_body() {
+    let addr = start("up1").await;
+    let response = exchange_to_eof(
+        addr,
+        &request(
+            "POST",
+            "/v1/chat/completions",
+            &[("x-mock-end-after", "10")],
+            &json!({"model": "m"}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-length"), Some("10"));
+    assert!(response.complete, "{response:?}");
+    assert_eq!(response.body(), b"{\"id\":\"cha");
+
+    // Never the whole body: at most all but its last byte.
+    let embed = json!({"model": "e", "input": "a b"});
+    let whole = post(addr, "/v1/embeddings", &[], embed.clone())
+        .await
+        .body();
+    let short = post(
+        addr,
+        "/v1/embeddings",
+        &[("x-mock-end-after", "100000")],
+        embed,
+    )
+    .await;
+    assert!(short.complete, "{short:?}");
+    assert_eq!(short.body(), whole[..whole.len() - 1]);
+
+    // Errors too.
+    let error = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-status", "503"), ("x-mock-end-after", "9")],
+        json!({"model": "m"}),
+    )
+    .await;
+    assert_eq!(error.status, 503);
+    assert!(error.complete, "{error:?}");
+    assert_eq!(error.body(), b"{\"error\":");
+}
+
+#[tokio::test]
+async fn end_after_withholds_anthropic_message_stop_and_gemini_last_response() {
+    let addr = start("up1").await;
+    let messages = json!({"model": "claude-x", "max_tokens": 10, "stream": true,
+                          "messages": [{"role": "user", "content": "hi"}]});
+    let anthropic = post(
+        addr,
+        "/v1/messages",
+        &[("x-mock-end-after", "100"), ("x-mock-chunks", "1")],
+        messages.clone(),
+    )
+    .await;
+    assert!(anthropic.complete, "{anthropic:?}");
+    let names: Vec<String> = (0..anthropic.chunks.len())
+        .map(|i| anthropic_event(anthropic.chunk_str(i)).0)
+        .collect();
+    // message_delta (stop reason, usage) is sent; message_stop is withheld
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta"
+        ]
+    );
+    let early = post(addr, "/v1/messages", &[("x-mock-end-after", "2")], messages).await;
+    assert!(early.complete, "{early:?}");
+    assert_eq!(early.chunks.len(), 2, "{early:?}");
+
+    let contents = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let sse = post(
+        addr,
+        "/v1beta/models/gemini-pro:streamGenerateContent?alt=sse",
+        &[("x-mock-end-after", "100")],
+        contents.clone(),
+    )
+    .await;
+    assert!(sse.complete, "{sse:?}");
+    // 6 words; the last response (finishReason, usage) withheld
+    assert_eq!(sse.chunks.len(), 5, "{sse:?}");
+    for i in 0..5 {
+        assert_eq!(
+            gemini_event(sse.chunk_str(i))["candidates"][0]["content"]["role"],
+            "model"
+        );
+    }
+    let text = String::from_utf8_lossy(&sse.body()).into_owned();
+    assert!(!text.contains("finishReason") && !text.contains("usageMetadata"));
+
+    // JSON-array form: the last response and the closing `]` are both withheld.
+    let array = post(
+        addr,
+        "/v1beta/models/gemini-pro:streamGenerateContent",
+        &[("x-mock-end-after", "100"), ("x-mock-chunks", "3")],
+        contents,
+    )
+    .await;
+    assert_eq!(array.header("content-type"), Some("application/json"));
+    assert!(array.complete, "{array:?}");
+    assert_eq!(array.chunks.len(), 2, "{array:?}");
+    let text = String::from_utf8_lossy(&array.body()).into_owned();
+    assert!(text.starts_with("[{") && !text.ends_with(']'), "{text}");
+    // Closed by hand, it is the first two responses, neither with a finish reason.
+    let responses: Value = serde_json::from_str(&format!("{text}]")).unwrap();
+    let responses = responses.as_array().unwrap();
+    assert_eq!(responses.len(), 2, "{text}");
+    assert!(responses
+        .iter()
+        .all(|r| r["candidates"][0].get("finishReason").is_none()));
+}
+
+#[tokio::test]
+async fn cut_after_and_end_after_together_are_a_bad_request() {
+    let addr = start("up1").await;
+    let both = [("x-mock-cut-after", "1"), ("x-mock-end-after", "1")];
+    let message =
+        |v: &Value, pointer: &str| v.pointer(pointer).unwrap().as_str().unwrap().to_owned();
+
+    let openai = post(addr, "/v1/chat/completions", &both, json!({"model": "m"})).await;
+    assert_eq!(openai.status, 400);
+    let body = openai.json();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    let text = message(&body, "/error/message");
+    assert!(
+        text.contains("x-mock-end-after") && text.contains("x-mock-cut-after"),
+        "{text}"
+    );
+
+    let chat = json!({"model": "claude-x", "max_tokens": 10, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let anthropic = post(addr, "/v1/messages", &both, chat).await;
+    assert_eq!(anthropic.status, 400);
+    let body = anthropic.json();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(message(&body, "/error/message").contains("x-mock-cut-after"));
+
+    let gemini = post(
+        addr,
+        "/v1beta/models/gemini-pro:streamGenerateContent?alt=sse",
+        &both,
+        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+    )
+    .await;
+    assert_eq!(gemini.status, 400);
+    let body = gemini.json();
+    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
+    assert!(message(&body, "/error/message").contains("x-mock-end-after"));
+
+    // A rule's cutAfter counts as given.
+    let added = post(addr, "/__mock/rules", &[], json!({"cutAfter": 2})).await;
+    assert_eq!(added.status, 200, "{added:?}");
+    let ruled = post(
+        addr,
+        "/v1/chat/completions",
+        &[("x-mock-end-after", "1")],
+        json!({"model": "m"}),
+    )
+    .await;
+    assert_eq!(ruled.status, 400);
+    assert!(message(&ruled.json(), "/error/message").contains("cutAfter"));
+
+    // A rule cannot hold both.
+    let rejected = post(
+        addr,
+        "/__mock/rules",
+        &[],
+        json!({"cutAfter": 1, "endAfter": 1}),
+    )
+    .await;
+    assert_eq!(rejected.status, 400, "{rejected:?}");
+    assert!(String::from_utf8_lossy(&rejected.body()).contains("cutAfter and endAfter"));
+}
+
+#[tokio::test]
+async fn a_rule_programs_end_after() {
+    let addr = start("up1").await;
+    let added = post(
+        addr,
+        "/__mock/rules",
+        &[],
+        json!({"match": {"model": "ending"}, "endAfter": 2, "times": 1}),
+    )
+    .await;
+    assert_eq!(added.status, 200, "{added:?}");
+    let rules = get(addr, "/__mock/rules").await.json();
+    assert_eq!(rules[0]["endAfter"], 2);
+
+    let stream = json!({"model": "ending", "stream": true});
+    let ended = post(addr, "/v1/chat/completions", &[], stream.clone()).await;
+    assert!(ended.complete, "{ended:?}");
+    assert_eq!(ended.chunks.len(), 2, "{ended:?}");
+    assert!(!String::from_utf8_lossy(&ended.body()).contains("[DONE]"));
+    // `times: 1` is used up: the whole stream again.
+    let whole = post(addr, "/v1/chat/completions", &[], stream).await;
+    assert!(whole.complete, "{whole:?}");
+    assert_eq!(whole.chunks.len(), 9, "{whole:?}");
+    assert_eq!(whole.chunk_str(8), "data: [DONE]\n\n");
 }
 
 #[tokio::test]

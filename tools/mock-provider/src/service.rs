@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::anthropic::{self, MessageReply};
 use crate::gemini::{self, Action, Framing, GenerateReply};
 use crate::openai::{self, ChatReply};
-use crate::program::{self, Behavior, ErrorFormat, UsageMode};
+use crate::program::{self, Behavior, ErrorFormat, Truncation, UsageMode};
 use crate::record::{RecordedRequest, RequestLog};
 use crate::reply::Output;
 use crate::{admin, program::RuleBook};
@@ -269,7 +269,12 @@ fn answer(
     let protocol = endpoint.protocol();
     if let Some(status) = behavior.status.filter(|s| *s >= 400) {
         let (content_type, body) = error_body(state, protocol, status, behavior.error_format);
-        return full_or_cut(status_code(status), content_type, body, behavior.cut_after);
+        return full_or_truncated(
+            status_code(status),
+            content_type,
+            body,
+            behavior.truncation(),
+        );
     }
     if endpoint == Endpoint::Models && *method == Method::GET {
         let body = serde_json::json!({"object": "list", "data": [
@@ -310,15 +315,15 @@ fn answer(
             );
             if request.stream {
                 let events = openai::stream_events(&reply, request.include_usage);
-                stream(status, SSE, events, behavior)
+                stream(status, SSE, events, 1, behavior)
             } else {
                 let body = openai::completion_json(&reply);
-                full_or_cut(status, "application/json", body, behavior.cut_after)
+                full_or_truncated(status, "application/json", body, behavior.truncation())
             }
         }
         Parsed::Embeddings(Ok(request)) => {
             let body = openai::embeddings_json(&request, omit_usage);
-            full_or_cut(status, "application/json", body, behavior.cut_after)
+            full_or_truncated(status, "application/json", body, behavior.truncation())
         }
         Parsed::Messages(Ok(request)) => {
             let output = output(state, behavior, &request.model, Some(request.max_tokens));
@@ -330,15 +335,15 @@ fn answer(
                 omit_usage,
             };
             if request.stream {
-                stream(status, SSE, anthropic::stream_events(&reply), behavior)
+                stream(status, SSE, anthropic::stream_events(&reply), 1, behavior)
             } else {
                 let body = anthropic::message_json(&reply);
-                full_or_cut(status, "application/json", body, behavior.cut_after)
+                full_or_truncated(status, "application/json", body, behavior.truncation())
             }
         }
         Parsed::CountTokens(Ok(request)) => {
             let body = anthropic::count_tokens_json(request.input_tokens);
-            full_or_cut(status, "application/json", body, behavior.cut_after)
+            full_or_truncated(status, "application/json", body, behavior.truncation())
         }
         Parsed::Gemini(Ok(request), action) => {
             let output = output(state, behavior, &request.model, request.max_output_tokens);
@@ -352,15 +357,17 @@ fn answer(
             match action {
                 Action::Generate => {
                     let body = gemini::response_json(&reply);
-                    full_or_cut(status, "application/json", body, behavior.cut_after)
+                    full_or_truncated(status, "application/json", body, behavior.truncation())
                 }
                 Action::Stream(framing) => {
-                    let content_type = match framing {
-                        Framing::Sse => SSE,
-                        Framing::JsonArray => "application/json",
+                    // The terminal events: the last response (finish reason, usage), and in
+                    // a JSON array the closing `]` after it.
+                    let (content_type, terminal) = match framing {
+                        Framing::Sse => (SSE, 1),
+                        Framing::JsonArray => ("application/json", 2),
                     };
                     let events = gemini::stream_events(&reply, framing);
-                    stream(status, content_type, events, behavior)
+                    stream(status, content_type, events, terminal, behavior)
                 }
             }
         }
@@ -443,16 +450,25 @@ pub fn full(status: StatusCode, content_type: &'static str, body: Bytes) -> Resp
     response
 }
 
-/// A complete response, or with `cut_after = Some(n)`: headers announcing the full length,
-/// the first `n` bytes of the body (never all of it), then an aborted connection.
-fn full_or_cut(
+/// A complete response, or, truncated to its first `n` bytes (never all of it, so the client
+/// always gets a partial body):
+/// - [`Truncation::Cut`]: headers announcing the full length, those bytes, then an aborted
+///   connection;
+/// - [`Truncation::End`]: a complete response of those bytes (its `content-length` is what is
+///   sent), so the HTTP framing is valid and only the content is short.
+fn full_or_truncated(
     status: StatusCode,
     content_type: &'static str,
     body: Bytes,
-    cut_after: Option<usize>,
+    truncation: Option<Truncation>,
 ) -> Response<ResponseBody> {
-    let Some(n) = cut_after else {
-        return full(status, content_type, body);
+    let n = match truncation {
+        None => return full(status, content_type, body),
+        Some(Truncation::End(n)) => {
+            let sent = n.min(body.len().saturating_sub(1));
+            return full(status, content_type, body.slice(..sent));
+        }
+        Some(Truncation::Cut(n)) => n,
     };
     let (tx, channel_body) = ChannelBody::new(2);
     let sent = n.min(body.len().saturating_sub(1));
@@ -477,20 +493,25 @@ fn cut_error() -> io::Error {
 const SSE: &str = "text/event-stream";
 
 /// A streamed response: a spawned task writes each event as its own body frame, waiting the
-/// programmed interval between events, and aborts the connection instead of ending the
-/// stream when a cut is programmed.
+/// programmed interval between events. When a truncation is programmed it stops early and
+/// aborts the connection (cut) or ends the body cleanly (end); the last `terminal` events
+/// are the ones that say the reply is complete (`[DONE]`, `message_stop`, Gemini's last
+/// response and `]`).
 fn stream(
     status: StatusCode,
     content_type: &'static str,
     events: Vec<Bytes>,
+    terminal: usize,
     behavior: &Behavior,
 ) -> Response<ResponseBody> {
     let interval = Duration::from_millis(behavior.chunk_interval_ms);
-    // A cut always withholds the last event (`[DONE]`, `message_stop`, …), whatever the
-    // count, so the client never sees a clean end.
-    let (count, cut) = match behavior.cut_after {
-        Some(n) => (n.min(events.len().saturating_sub(1)), true),
-        None => (events.len(), false),
+    // A cut always withholds the last event, whatever the count, so the client never sees a
+    // clean end. An end withholds every terminal event, so the body ends cleanly but the
+    // stream never says it is complete.
+    let (count, truncated, cut) = match behavior.truncation() {
+        Some(Truncation::Cut(n)) => (n.min(events.len().saturating_sub(1)), true, true),
+        Some(Truncation::End(n)) => (n.min(events.len().saturating_sub(terminal)), true, false),
+        None => (events.len(), false, false),
     };
     let (tx, body) = ChannelBody::new(16);
     tokio::spawn(async move {
@@ -502,12 +523,14 @@ fn stream(
                 return; // the client went away
             }
         }
+        if truncated && count > 0 && !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
         if cut {
-            if count > 0 && !interval.is_zero() {
-                tokio::time::sleep(interval).await;
-            }
             let _ = tx.send(Err(cut_error())).await;
         }
+        // Otherwise dropping the sender ends the body: the terminating chunk on HTTP/1.1,
+        // END_STREAM on h2c.
     });
     let mut response = Response::new(body.boxed());
     *response.status_mut() = status;
