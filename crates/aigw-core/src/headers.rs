@@ -37,6 +37,8 @@ pub mod property {
     /// the gateway has no consumers). For the access log and later filters;
     /// never sent to a provider.
     pub const CONSUMER: &str = "aigw_consumer";
+    /// The model the client asked for.
+    pub const MODEL: &str = "aigw_model";
 }
 
 /// The API the client speaks (`openai` or `anthropic`), for Envoy's own
@@ -47,6 +49,10 @@ pub const CLIENT_API: &str = "x-aigw-api";
 /// Response header naming the provider that served the request (documented,
 /// kept on responses to the client).
 pub const SERVED_BY: &str = "x-aigw-provider";
+
+/// Response header naming the model the provider was asked for (after the
+/// target's rename), with [`SERVED_BY`] the target that served the request.
+pub const SERVED_MODEL: &str = "x-aigw-model";
 
 /// Client credentials, and headers that would let a client choose how the
 /// gateway's provider account is used (OpenAI's organization and project):

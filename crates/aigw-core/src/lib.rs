@@ -23,6 +23,7 @@ pub mod quota;
 pub mod rewrite;
 pub mod routing;
 pub mod schema;
+pub mod split;
 pub mod sse;
 pub mod stream;
 pub mod usage;

@@ -3,16 +3,17 @@
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
-use aigw_core::config::provider::ProviderPlan;
+use aigw_core::config::provider::{ProviderPlan, HOST_METADATA_NAMESPACE, HOST_METADATA_PROVIDER};
 use aigw_core::convert::{ResponseContext, StreamConverter};
 use aigw_core::error::{ApiError, ClientApi};
 use aigw_core::flow::provider::KeyChoice;
 use aigw_core::flow::provider::{self, AttemptPlan, ResponsePlan};
 use aigw_core::headers::{self, StreamMode};
+use aigw_core::hostmeta;
 use aigw_core::keypool::{self, Outcome, PoolState, State};
 use aigw_core::provider::Protocol;
 
-use crate::root::Shared;
+use crate::root::{Member, Shared};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
@@ -33,6 +34,10 @@ enum Phase {
 pub struct ProviderHttp {
     id: u32,
     plan: Rc<ProviderPlan>,
+    /// Every provider of this cluster: one, or a fallback chain's in order.
+    members: Rc<Vec<Member>>,
+    /// In a chain, whether targets follow this attempt's provider.
+    more_targets: bool,
     phase: Phase,
     attempt: Option<AttemptPlan>,
     route: Option<String>,
@@ -48,10 +53,13 @@ pub struct ProviderHttp {
 }
 
 impl ProviderHttp {
-    pub fn new(id: u32, plan: Rc<ProviderPlan>, shared: Rc<Shared>) -> Self {
+    pub fn new(id: u32, first: Member, members: Rc<Vec<Member>>) -> Self {
+        let Member { plan, shared } = first;
         ProviderHttp {
             id,
             plan,
+            members,
+            more_targets: false,
             phase: Phase::Start,
             attempt: None,
             route: None,
@@ -61,6 +69,49 @@ impl ProviderHttp {
             key: None,
             trial: false,
             outcome_recorded: false,
+        }
+    }
+
+    /// In a fallback chain's cluster, finds this attempt's provider from the
+    /// metadata of the host Envoy picked. `Err` carries the local reply sent.
+    fn select_member(&mut self) -> Result<(), Action> {
+        if self.members.len() < 2 {
+            return Ok(());
+        }
+        let name = match proxy_wasm::hostcalls::get_property(vec!["xds", "upstream_host_metadata"])
+        {
+            Ok(Some(bytes)) => {
+                hostmeta::metadata_string(&bytes, HOST_METADATA_NAMESPACE, HOST_METADATA_PROVIDER)
+            }
+            _ => None,
+        };
+        let found = name.as_deref().and_then(|n| {
+            self.members
+                .iter()
+                .position(|m| m.plan.name == n)
+                .map(|i| (i, self.members.get(i).cloned()))
+        });
+        match found {
+            Some((i, Some(m))) => {
+                self.plan = m.plan;
+                self.shared = m.shared;
+                self.more_targets = i + 1 < self.members.len();
+                Ok(())
+            }
+            _ => {
+                log::error!(
+                    "[{}] fallback chain: the upstream host names no provider of the chain ({:?})",
+                    self.id,
+                    name
+                );
+                let err = ApiError::new(
+                    500,
+                    "server_error",
+                    "gateway_misconfigured",
+                    "the gateway could not tell which provider this attempt goes to",
+                );
+                Err(self.fail(&err, self.client_api()))
+            }
         }
     }
 
@@ -88,6 +139,7 @@ impl ProviderHttp {
                 &tried,
                 sticky.as_deref(),
                 now,
+                self.more_targets,
             );
             match choice {
                 KeyChoice::Keyless => return Ok(None),
@@ -161,6 +213,7 @@ impl ProviderHttp {
             &tried,
             None,
             aigw_wasm::now_ms(self),
+            self.more_targets,
         );
         Ok(match choice {
             KeyChoice::Use { index, .. } => Some(index),
@@ -349,6 +402,9 @@ impl HttpContext for ProviderHttp {
         // Nothing of the gateway's internals or the client's credentials leaves Envoy.
         aigw_wasm::strip_internal_request_headers(self);
         aigw_wasm::strip_client_credentials(self);
+        if let Err(action) = self.select_member() {
+            return action;
+        }
         let api = aigw_core::api::classify("POST", &client_path)
             .map_or(ClientApi::OpenAi, |e| e.op.client_api());
         let key = match self.choose_key(api) {
@@ -461,6 +517,14 @@ impl HttpContext for ProviderHttp {
             return Action::Continue;
         };
         self.set_http_response_header(headers::SERVED_BY, Some(&self.plan.name));
+        let served_model = if self.model.is_empty() {
+            aigw_wasm::request_property(self, headers::property::MODEL).unwrap_or_default()
+        } else {
+            self.model.clone()
+        };
+        if !served_model.is_empty() {
+            self.set_http_response_header(headers::SERVED_MODEL, Some(&served_model));
+        }
         let content_type = self.get_http_response_header("content-type");
         let plan = provider::on_response_headers(attempt, status, content_type.as_deref());
         match plan {

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use aigw_core::config::parse_json;
-use aigw_core::config::provider::{ProviderConfig, ProviderPlan};
+use aigw_core::config::provider::{FilterConfig, ProviderPlan};
 use aigw_core::keypool::{self, PoolState, Selector, State, TriedKeys};
 use aigw_wasm::{metric_label, Metric};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -54,12 +53,30 @@ pub struct Shared {
     pub metrics: Vec<KeyMetrics>,
 }
 
+/// One provider this filter instance serves: its plan and its per-worker state.
+#[derive(Clone)]
+pub struct Member {
+    pub plan: Rc<ProviderPlan>,
+    pub shared: Rc<Shared>,
+}
+
 #[derive(Default)]
 pub struct ProviderRoot {
-    plan: Option<Rc<ProviderPlan>>,
-    shared: Option<Rc<Shared>>,
+    /// One provider (its own cluster), or a fallback chain's, in order.
+    members: Rc<Vec<Member>>,
     /// Probes in flight: call token → key index.
     probes: HashMap<u32, usize>,
+}
+
+impl ProviderRoot {
+    /// The provider whose keys this instance probes: a provider's own
+    /// cluster only (a chain's members are probed by their own clusters).
+    fn single(&self) -> Option<(Rc<ProviderPlan>, Rc<Shared>)> {
+        match self.members.as_slice() {
+            [m] => Some((m.plan.clone(), m.shared.clone())),
+            _ => None,
+        }
+    }
 }
 
 impl ProviderRoot {
@@ -77,7 +94,7 @@ impl ProviderRoot {
     }
 
     fn probe(&mut self) {
-        let (Some(plan), Some(shared)) = (self.plan.clone(), self.shared.clone()) else {
+        let Some((plan, shared)) = self.single() else {
             return;
         };
         let Some(hc) = plan.health_check.clone() else {
@@ -140,7 +157,7 @@ impl Context for ProviderRoot {
         let Some(index) = self.probes.remove(&token) else {
             return;
         };
-        let (Some(plan), Some(shared)) = (self.plan.clone(), self.shared.clone()) else {
+        let Some((plan, shared)) = self.single() else {
             return;
         };
         let status: u16 = self
@@ -177,10 +194,29 @@ impl RootContext for ProviderRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         aigw_wasm::sync_log_level();
         let bytes = aigw_wasm::configuration_bytes(self.get_plugin_configuration());
-        let plan =
-            parse_json::<ProviderConfig>(&bytes).and_then(|c| c.compile(&aigw_wasm::env_var));
-        match plan {
-            Ok(plan) => {
+        let config = match FilterConfig::parse(&bytes) {
+            Ok(c) => c,
+            Err(errs) => {
+                log::error!("aigw-provider: invalid configuration: {errs}");
+                return false;
+            }
+        };
+        let chain = matches!(config, FilterConfig::Chain(_));
+        let mut members = Vec::new();
+        for (i, c) in config.providers().iter().enumerate() {
+            let plan = match c.compile(&aigw_wasm::env_var) {
+                Ok(plan) => plan,
+                Err(errs) => {
+                    let at = if chain {
+                        format!("chain[{i}]: ")
+                    } else {
+                        String::new()
+                    };
+                    log::error!("aigw-provider: invalid configuration: {at}{errs}");
+                    return false;
+                }
+            };
+            if !chain {
                 for key in plan.keys.keys() {
                     if let Some(reason) = &key.unavailable_reason {
                         log::warn!(
@@ -198,48 +234,56 @@ impl RootContext for ProviderRoot {
                     plan.keys.keys().len(),
                     plan.routes.len()
                 );
-                let n = plan.keys.keys().len();
-                let state_key = format!("aigw.keypool.{}", plan.fingerprint);
-                let metrics: Vec<KeyMetrics> = plan
-                    .keys
-                    .keys()
-                    .iter()
-                    .map(|k| KeyMetrics::new(&plan.name, &k.id))
-                    .collect();
-                // The state kept across a reload with the same keys shows at once.
-                let state = PoolState::load(
-                    aigw_wasm::shared_get(self, &state_key).as_deref(),
-                    &plan.fingerprint,
-                    n,
-                );
-                for (m, h) in metrics.iter().zip(&state.keys) {
-                    m.state.set(h.state.gauge());
-                }
-                self.shared = Some(Rc::new(Shared {
-                    selector: RefCell::new(Selector::new(n)),
-                    tried: RefCell::new(TriedKeys::default()),
-                    state_key,
-                    metrics,
-                }));
+            }
+            let n = plan.keys.keys().len();
+            let state_key = format!("aigw.keypool.{}", plan.fingerprint);
+            let metrics: Vec<KeyMetrics> = plan
+                .keys
+                .keys()
+                .iter()
+                .map(|k| KeyMetrics::new(&plan.name, &k.id))
+                .collect();
+            // The state kept across a reload with the same keys shows at once.
+            let state = PoolState::load(
+                aigw_wasm::shared_get(self, &state_key).as_deref(),
+                &plan.fingerprint,
+                n,
+            );
+            for (m, h) in metrics.iter().zip(&state.keys) {
+                m.state.set(h.state.gauge());
+            }
+            let shared = Rc::new(Shared {
+                selector: RefCell::new(Selector::new(n)),
+                tried: RefCell::new(TriedKeys::default()),
+                state_key,
+                metrics,
+            });
+            if !chain {
                 if let Some(hc) = &plan.health_check {
                     self.set_tick_period(Duration::from_millis(hc.interval_ms));
                 }
-                self.plan = Some(Rc::new(plan));
-                true
             }
-            Err(errs) => {
-                log::error!("aigw-provider: invalid configuration: {errs}");
-                false
-            }
+            members.push(Member {
+                plan: Rc::new(plan),
+                shared,
+            });
         }
+        if chain {
+            let names: Vec<&str> = members.iter().map(|m| m.plan.name.as_str()).collect();
+            log::info!("aigw-provider: fallback chain {}", names.join(" -> "));
+        }
+        self.members = Rc::new(members);
+        true
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let plan = self.plan.clone()?;
-        let shared = self.shared.clone()?;
-        Some(Box::new(ProviderHttp::new(context_id, plan, shared)))
+        let first = self.members.first()?.clone();
+        Some(Box::new(ProviderHttp::new(
+            context_id,
+            first,
+            Rc::clone(&self.members),
+        )))
     }
-
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }

@@ -53,6 +53,8 @@ pub struct RouterHttp {
     phase: Phase,
     /// The caller's index in `plan.consumers`, once its key is known.
     consumer: Option<usize>,
+    /// Values of the headers canary splits are sticky on.
+    sticky_headers: Vec<(String, String)>,
     hold: Option<Hold>,
     /// The response status, once the response has started.
     status: Option<u16>,
@@ -70,6 +72,7 @@ impl RouterHttp {
             plan,
             phase: Phase::Start,
             consumer: None,
+            sticky_headers: Vec::new(),
             hold: None,
             status: None,
             response: Response::Ignored,
@@ -256,6 +259,11 @@ impl HttpContext for RouterHttp {
             HeadersDecision::Error(err, api) => self.fail(&err, api),
             HeadersDecision::ReadBody(op) => {
                 self.phase = Phase::ReadingBody(op);
+                for name in &self.plan.sticky_headers {
+                    if let Some(v) = self.get_http_request_header(name) {
+                        self.sticky_headers.push((name.clone(), v));
+                    }
+                }
                 // Holds the headers (and routing) until the body has been read.
                 Action::Pause
             }
@@ -273,7 +281,7 @@ impl HttpContext for RouterHttp {
             return Action::Pause;
         }
         let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-        match router::route_body(&self.plan, self.consumer, op, &body) {
+        match router::route_body(&self.plan, self.consumer, op, &body, &self.sticky_headers) {
             Ok(decision) => {
                 if let Err(action) = self.reserve(&decision) {
                     return action;
@@ -284,6 +292,7 @@ impl HttpContext for RouterHttp {
                 let request_id = format!("{:x}-{:x}", aigw_wasm::now_ns(self), self.id);
                 aigw_wasm::set_request_property(self, headers::property::REQUEST_ID, &request_id);
                 aigw_wasm::set_request_property(self, headers::property::ROUTE, &decision.route);
+                aigw_wasm::set_request_property(self, headers::property::MODEL, &decision.model);
                 self.set_http_request_header(
                     headers::CLIENT_API,
                     Some(decision.op.client_api().as_str()),

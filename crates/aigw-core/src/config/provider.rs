@@ -13,6 +13,58 @@ use crate::keys::{KeyRing, ProviderKey, Secret};
 use crate::provider::{anthropic, azure_openai, Provider, ProviderKind};
 use crate::rewrite::ModelRewrite;
 
+/// The provider filter's configuration in a fallback chain's (aggregate)
+/// cluster: every provider of the chain, in the order they are tried. Each
+/// attempt finds its provider in the metadata of the host Envoy picked
+/// (`aigw.provider`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChainConfig {
+    pub chain: Vec<ProviderConfig>,
+}
+
+/// Either configuration of the provider filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterConfig {
+    /// One provider's cluster.
+    One(ProviderConfig),
+    /// A fallback chain's cluster.
+    Chain(Vec<ProviderConfig>),
+}
+
+impl FilterConfig {
+    /// Parses either shape: an object with `chain` is a chain.
+    pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigErrors> {
+        let is_chain = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
+            .map(|m| m.contains_key("chain"))
+            .unwrap_or(false);
+        if is_chain {
+            let c: ChainConfig = super::parse_json(bytes)?;
+            if c.chain.len() < 2 {
+                let mut errs = ConfigErrors::default();
+                errs.push("chain", "a chain has at least two providers");
+                return Err(errs);
+            }
+            Ok(FilterConfig::Chain(c.chain))
+        } else {
+            super::parse_json(bytes).map(FilterConfig::One)
+        }
+    }
+
+    /// The providers, in order.
+    pub fn providers(&self) -> &[ProviderConfig] {
+        match self {
+            FilterConfig::One(p) => std::slice::from_ref(p),
+            FilterConfig::Chain(c) => c,
+        }
+    }
+}
+
+/// The metadata namespace and key of a provider cluster's endpoint that name
+/// its provider (`filter_metadata.aigw.provider`).
+pub const HOST_METADATA_NAMESPACE: &str = "aigw";
+pub const HOST_METADATA_PROVIDER: &str = "provider";
+
 /// The provider filter's JSON configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -513,6 +565,30 @@ impl ProviderConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chain_config_lists_its_providers_in_order() {
+        let one = r#"{"name":"a","kind":"openai-compatible","baseUrl":"http://h"}"#;
+        let two = r#"{"name":"b","kind":"anthropic"}"#;
+        match FilterConfig::parse(format!(r#"{{"chain":[{one},{two}]}}"#).as_bytes()).unwrap() {
+            FilterConfig::Chain(c) => {
+                assert_eq!(
+                    c.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+                    ["a", "b"]
+                )
+            }
+            c => panic!("{c:?}"),
+        }
+        assert!(matches!(
+            FilterConfig::parse(one.as_bytes()).unwrap(),
+            FilterConfig::One(_)
+        ));
+        let err = FilterConfig::parse(format!(r#"{{"chain":[{one}]}}"#).as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("at least two"));
+        let err = FilterConfig::parse(format!(r#"{{"chain":[{one},{two}],"x":1}}"#).as_bytes())
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
     use crate::config::parse_json;
 
     fn env(name: &str) -> Option<String> {

@@ -1,7 +1,7 @@
 //! Configuration of the router filter (downstream, in the listener's HTTP
 //! filter chain): which models exist and which route serves each.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +10,7 @@ use super::{is_valid_name, is_valid_route_id, ConfigErrors};
 use crate::consumer::Consumers;
 use crate::routing::ModelTable;
 use crate::schema::openai::{model_list_body, ModelObject};
+use crate::split::{Split, SplitTarget};
 
 /// Default request body limit: 10 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -70,6 +71,47 @@ pub struct ModelRoute {
     /// sets it to the target provider's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned_by: Option<String>,
+    /// A canary split: each request goes to one of these routes, by weight,
+    /// instead of `route`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split: Vec<SplitRoute>,
+    /// Keeps a caller on one target of the split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<StickyConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SplitRoute {
+    pub route: String,
+    pub weight: u32,
+}
+
+/// What keeps a caller on one split target: its consumer, or a request
+/// header's value. Without the value (no consumer, no header), the request
+/// follows the weighted rotation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StickyConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub consumer: bool,
+}
+
+/// What a split's stickiness is keyed by, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StickyBy {
+    Consumer,
+    /// A lowercase header name.
+    Header(String),
+}
+
+/// A split with its stickiness.
+#[derive(Debug, Clone)]
+pub struct CompiledSplit {
+    pub split: Split,
+    pub sticky: Option<StickyBy>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -91,6 +133,10 @@ pub struct RouterPlan {
     pub consumer_models: Vec<Vec<u8>>,
     /// Allowed but worth telling the operator.
     pub warnings: Vec<String>,
+    /// Splits by the route id of their model entry.
+    pub splits: HashMap<String, CompiledSplit>,
+    /// Request headers some split is sticky on (lowercase).
+    pub sticky_headers: Vec<String>,
 }
 
 impl RouterPlan {
@@ -118,6 +164,8 @@ impl RouterConfig {
         }
         let mut builder = ModelTable::builder();
         let mut names: HashSet<&str> = HashSet::new();
+        let mut splits = HashMap::new();
+        let mut sticky_headers = Vec::new();
         for (i, m) in self.models.iter().enumerate() {
             let at = format!("models[{i}]");
             if !is_valid_route_id(&m.route) {
@@ -130,6 +178,9 @@ impl RouterConfig {
                 );
             }
             let owned_by = m.owned_by.as_deref().unwrap_or("aigw");
+            if let Some(split) = compile_split(m, &at, &mut errs, &mut sticky_headers) {
+                splits.insert(m.route.clone(), split);
+            }
             match (&m.name, &m.pattern) {
                 (Some(name), None) => {
                     for (field, n) in std::iter::once(("name".to_string(), name)).chain(
@@ -215,8 +266,98 @@ impl RouterConfig {
             consumers,
             consumer_models,
             warnings,
+            splits,
+            sticky_headers,
         })
     }
+}
+
+/// A model entry's split, checked; `None` without one (or when it is wrong).
+fn compile_split(
+    m: &ModelRoute,
+    at: &str,
+    errs: &mut ConfigErrors,
+    sticky_headers: &mut Vec<String>,
+) -> Option<CompiledSplit> {
+    if m.split.is_empty() {
+        if m.sticky.is_some() {
+            errs.push(format!("{at}.sticky"), "applies to a `split` only");
+        }
+        return None;
+    }
+    let mut ok = true;
+    let mut seen = HashSet::new();
+    for (j, t) in m.split.iter().enumerate() {
+        if !is_valid_route_id(&t.route) {
+            errs.push(
+                format!("{at}.split[{j}].route"),
+                format!("{:?} is not a valid route id", t.route),
+            );
+            ok = false;
+        } else if !seen.insert(t.route.as_str()) {
+            errs.push(
+                format!("{at}.split[{j}].route"),
+                format!("route {:?} is listed twice", t.route),
+            );
+            ok = false;
+        }
+        if t.weight == 0 || t.weight > 10_000 {
+            errs.push(
+                format!("{at}.split[{j}].weight"),
+                format!("{} is out of range (1..=10000)", t.weight),
+            );
+            ok = false;
+        }
+    }
+    let sticky = match &m.sticky {
+        None => None,
+        Some(StickyConfig {
+            header: Some(h),
+            consumer: false,
+        }) => {
+            let h = h.to_ascii_lowercase();
+            if h.is_empty()
+                || crate::headers::is_internal(&h)
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                errs.push(
+                    format!("{at}.sticky.header"),
+                    format!("{h:?} is not a usable header name"),
+                );
+                ok = false;
+            }
+            if !sticky_headers.contains(&h) {
+                sticky_headers.push(h.clone());
+            }
+            Some(StickyBy::Header(h))
+        }
+        Some(StickyConfig {
+            header: None,
+            consumer: true,
+        }) => Some(StickyBy::Consumer),
+        Some(_) => {
+            errs.push(
+                format!("{at}.sticky"),
+                "set exactly one of `header: <name>` or `consumer: true`",
+            );
+            ok = false;
+            None
+        }
+    };
+    ok.then(|| CompiledSplit {
+        split: Split::new(
+            m.split
+                .iter()
+                .map(|t| SplitTarget {
+                    route: t.route.clone(),
+                    weight: t.weight,
+                })
+                .collect(),
+        ),
+        sticky,
+    })
 }
 
 #[cfg(test)]

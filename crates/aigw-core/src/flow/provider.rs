@@ -11,7 +11,7 @@ use crate::convert::{
 };
 use crate::error::{openai_error_body, ApiError, ClientApi};
 use crate::headers::StreamMode;
-use crate::keypool::{Pick, PoolState, Selector};
+use crate::keypool::{Pick, PoolSettings, PoolState, Selector, WhenAllDown};
 use crate::provider::Protocol;
 use crate::rewrite::{rewrite_openai_request, ModelRewrite, RequestEdits};
 use crate::schema::openai::summarize_request;
@@ -235,6 +235,11 @@ pub enum KeyChoice {
 }
 
 /// Chooses the key for an attempt from the pool's shared state.
+///
+/// `more_targets`: the attempt is part of a fallback chain with targets
+/// after this one. Envoy does not retry a filter's own reply, so instead of
+/// refusing when every key is out, the key due back first is used: the
+/// provider's refusal (429, 401, 5xx) then moves the request on.
 pub fn choose_key(
     plan: &ProviderPlan,
     state: &PoolState,
@@ -242,6 +247,7 @@ pub fn choose_key(
     tried: &[usize],
     sticky: Option<&str>,
     now_ms: u64,
+    more_targets: bool,
 ) -> KeyChoice {
     if plan.keys.is_keyless() {
         return KeyChoice::Keyless;
@@ -253,7 +259,17 @@ pub fn choose_key(
         };
     }
     let keys = plan.keys.choices();
-    match selector.pick(state, &keys, tried, sticky, now_ms, &plan.pool) {
+    let chained;
+    let settings = if more_targets {
+        chained = PoolSettings {
+            when_all_down: WhenAllDown::TryOldest,
+            ..plan.pool.clone()
+        };
+        &chained
+    } else {
+        &plan.pool
+    };
+    match selector.pick(state, &keys, tried, sticky, now_ms, settings) {
         Pick::Key(index) => KeyChoice::Use {
             index,
             trial: false,
@@ -526,6 +542,7 @@ mod tests {
             &[],
             None,
             0,
+            false,
         ) {
             KeyChoice::Use { index, .. } => Some(index),
             _ => None,
@@ -624,7 +641,7 @@ mod tests {
         let mut state = PoolState::fresh(&p.fingerprint, 2);
         let mut sel = Selector::default();
         let picks: Vec<_> = (0..8)
-            .map(|_| choose_key(&p, &state, &mut sel, &[], None, 0))
+            .map(|_| choose_key(&p, &state, &mut sel, &[], None, 0, false))
             .collect();
         assert_eq!(
             picks
@@ -647,7 +664,7 @@ mod tests {
                 &p.pool,
             );
         }
-        match choose_key(&p, &state, &mut sel, &[], None, 1_000) {
+        match choose_key(&p, &state, &mut sel, &[], None, 1_000, false) {
             KeyChoice::Refuse {
                 error,
                 retry_after_secs,
@@ -660,6 +677,12 @@ mod tests {
             }
             c => panic!("{c:?}"),
         }
+        // With more targets after this one in a fallback chain, the request
+        // still goes out, so the provider's refusal moves it on.
+        assert!(matches!(
+            choose_key(&p, &state, &mut sel, &[], None, 1_000, true),
+            KeyChoice::Use { .. }
+        ));
     }
 
     #[test]

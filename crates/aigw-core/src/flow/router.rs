@@ -2,7 +2,7 @@
 //! body, or route the request to a model's route.
 
 use crate::api::{classify, is_json_content_type, Operation};
-use crate::config::router::RouterPlan;
+use crate::config::router::{RouterPlan, StickyBy};
 use crate::error::{ApiError, ClientApi};
 use crate::flow::consumer::{check_model, reservation_tokens};
 use crate::headers::StreamMode;
@@ -123,6 +123,7 @@ pub fn route_body(
     consumer: Option<usize>,
     op: Operation,
     body: &[u8],
+    sticky_headers: &[(String, String)],
 ) -> Result<RouteDecision, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request(
@@ -153,9 +154,23 @@ pub fn route_body(
         Some(_) => reservation_tokens(plan, op, &summary),
         None => 0,
     };
+    let route = match plan.splits.get(resolved.route) {
+        None => resolved.route,
+        Some(s) => {
+            let sticky = match &s.sticky {
+                None => None,
+                Some(StickyBy::Consumer) => consumer.map(|c| c.name.as_str()),
+                Some(StickyBy::Header(h)) => sticky_headers
+                    .iter()
+                    .find(|(name, _)| name == h)
+                    .map(|(_, v)| v.as_str()),
+            };
+            s.split.pick(sticky).unwrap_or(resolved.route)
+        }
+    };
     Ok(RouteDecision {
         op,
-        route: resolved.route.to_string(),
+        route: route.to_string(),
         model: summary.model,
         stream,
         reserve_tokens,
@@ -341,6 +356,7 @@ mod tests {
             None,
             Operation::Messages,
             br#"{"model":"gpt-4o-mini","max_tokens":5,"stream":true}"#,
+            &[],
         )
         .unwrap();
         assert_eq!(d.stream, Some(StreamMode::WithUsage));
@@ -349,9 +365,95 @@ mod tests {
             None,
             Operation::CountTokens,
             br#"{"model":"gpt-4o-mini","stream":true}"#,
+            &[],
         )
         .unwrap();
         assert_eq!(d.stream, None);
+    }
+
+    #[test]
+    fn a_split_model_goes_to_its_targets_by_weight_or_by_sticky_header() {
+        use crate::config::router::{SplitRoute, StickyConfig};
+        let p = RouterConfig {
+            models: vec![ModelRoute {
+                name: Some("chat".into()),
+                route: "m0".into(),
+                split: vec![
+                    SplitRoute {
+                        route: "m0.0".into(),
+                        weight: 3,
+                    },
+                    SplitRoute {
+                        route: "m0.1".into(),
+                        weight: 1,
+                    },
+                ],
+                sticky: Some(StickyConfig {
+                    header: Some("X-Session".into()),
+                    consumer: false,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+        .compile()
+        .unwrap();
+        assert_eq!(p.sticky_headers, ["x-session"]);
+        let body = br#"{"model":"chat"}"#;
+        let routes: Vec<String> = (0..8)
+            .map(|_| {
+                route_body(&p, None, Operation::ChatCompletions, body, &[])
+                    .unwrap()
+                    .route
+            })
+            .collect();
+        assert_eq!(routes.iter().filter(|r| *r == "m0.0").count(), 6);
+        assert_eq!(routes.iter().filter(|r| *r == "m0.1").count(), 2);
+        let session = [("x-session".to_string(), "abc".to_string())];
+        let first = route_body(&p, None, Operation::ChatCompletions, body, &session)
+            .unwrap()
+            .route;
+        for _ in 0..10 {
+            let again = route_body(&p, None, Operation::ChatCompletions, body, &session).unwrap();
+            assert_eq!(again.route, first);
+        }
+    }
+
+    #[test]
+    fn split_errors_name_the_field() {
+        use crate::config::router::{SplitRoute, StickyConfig};
+        let errs = RouterConfig {
+            models: vec![ModelRoute {
+                name: Some("chat".into()),
+                route: "m0".into(),
+                split: vec![
+                    SplitRoute {
+                        route: "m0.0".into(),
+                        weight: 0,
+                    },
+                    SplitRoute {
+                        route: "m0.0".into(),
+                        weight: 1,
+                    },
+                ],
+                sticky: Some(StickyConfig {
+                    header: Some("x-a".into()),
+                    consumer: true,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+        .compile()
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "models[0].split[0].weight: 0 is out of range",
+            "models[0].split[1].route: route \"m0.0\" is listed twice",
+            "models[0].sticky: set exactly one",
+        ] {
+            assert!(errs.contains(needle), "missing {needle:?} in {errs}");
+        }
     }
 
     #[test]
@@ -362,6 +464,7 @@ mod tests {
             None,
             Operation::ChatCompletions,
             br#"{"model":"gpt-4o-mini","stream":true}"#,
+            &[],
         )
         .unwrap();
         assert_eq!(
@@ -379,17 +482,24 @@ mod tests {
             None,
             Operation::Embeddings,
             br#"{"model":"qwen-emb","stream":true}"#,
+            &[],
         )
         .unwrap();
         assert_eq!((d.route.as_str(), d.stream), ("m1", None));
-        let e =
-            route_body(&p, None, Operation::ChatCompletions, br#"{"model":"nope"}"#).unwrap_err();
+        let e = route_body(
+            &p,
+            None,
+            Operation::ChatCompletions,
+            br#"{"model":"nope"}"#,
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(
             (e.status, e.code, e.param),
             (404, "model_not_found", Some("model"))
         );
         assert_eq!(
-            route_body(&p, None, Operation::ChatCompletions, b"{")
+            route_body(&p, None, Operation::ChatCompletions, b"{", &[])
                 .unwrap_err()
                 .status,
             400
