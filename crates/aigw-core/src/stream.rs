@@ -16,6 +16,35 @@ pub enum ChunkOutput {
     Replace(Vec<u8>),
 }
 
+/// What the client is told when a stream stops before its end.
+pub const EARLY_END_MESSAGE: &str = "the provider's stream ended before the response was complete";
+
+/// The event that ends an OpenAI stream the provider stopped early: an error
+/// chunk, and no `[DONE]`, so no client takes it for a complete answer.
+pub fn openai_early_end() -> Vec<u8> {
+    let mut out = b"data: ".to_vec();
+    out.extend(crate::error::openai_error_body(
+        "server_error",
+        EARLY_END_MESSAGE,
+        None,
+        Some("stream_interrupted"),
+    ));
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+/// The event that ends an Anthropic stream the provider stopped early: an
+/// `error` event, and no `message_stop`.
+pub fn anthropic_early_end() -> Vec<u8> {
+    let mut out = b"event: error\ndata: ".to_vec();
+    out.extend(crate::convert::anthropic_error_body(
+        "api_error",
+        EARLY_END_MESSAGE,
+    ));
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
 #[derive(Debug)]
 pub struct OpenAiStream {
     parser: SseParser,
@@ -24,6 +53,8 @@ pub struct OpenAiStream {
     bypass: bool,
     usage: Option<Usage>,
     saw_done: bool,
+    /// An error chunk went through (the stream ended in an error already).
+    saw_error: bool,
     events: u64,
 }
 
@@ -37,8 +68,15 @@ impl OpenAiStream {
             bypass: false,
             usage: None,
             saw_done: false,
+            saw_error: false,
             events: 0,
         }
+    }
+
+    /// Whether the stream ended as a stream should: `[DONE]`, or an error
+    /// chunk (the provider's or a converter's). Unknown after a bypass.
+    pub fn ended_properly(&self) -> bool {
+        self.bypass || self.saw_done || self.saw_error
     }
 
     /// Last usage the provider reported in the stream.
@@ -112,6 +150,9 @@ impl OpenAiStream {
             self.saw_done = true;
             return None;
         }
+        if e.event.as_deref() == Some("error") || e.data.starts_with("{\"error\"") {
+            self.saw_error = true;
+        }
         if !e.data.contains("\"usage\"") {
             return None;
         }
@@ -163,6 +204,7 @@ pub struct AnthropicStream {
     bypass: bool,
     usage: Option<AnthropicUsage>,
     saw_stop: bool,
+    saw_error: bool,
 }
 
 impl AnthropicStream {
@@ -177,6 +219,12 @@ impl AnthropicStream {
     /// Whether `message_stop` went through.
     pub fn saw_stop(&self) -> bool {
         self.saw_stop
+    }
+
+    /// Whether the stream ended as a stream should: `message_stop`, or an
+    /// `error` event. Unknown after a bypass.
+    pub fn ended_properly(&self) -> bool {
+        self.bypass || self.saw_stop || self.saw_error
     }
 
     /// Observes bytes on their way to the client (they are never changed).
@@ -219,6 +267,10 @@ impl AnthropicStream {
             self.saw_stop = true;
             return;
         }
+        if kind == "error" {
+            self.saw_error = true;
+            return;
+        }
         if kind != "message_start" && kind != "message_delta" {
             return;
         }
@@ -234,6 +286,43 @@ impl AnthropicStream {
                 .get_or_insert_with(AnthropicUsage::default)
                 .merge(&u);
         }
+    }
+}
+
+#[cfg(test)]
+mod early_end_tests {
+    use super::*;
+
+    #[test]
+    fn an_openai_stream_without_done_did_not_end_properly() {
+        let mut s = OpenAiStream::new(false);
+        s.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n");
+        s.finish();
+        assert!(!s.ended_properly());
+        s.push(b"data: [DONE]\n\n");
+        assert!(s.ended_properly());
+        let mut s = OpenAiStream::new(true);
+        s.push(b"data: {\"error\":{\"message\":\"overloaded\"}}\n\n");
+        assert!(s.ended_properly());
+        let end = String::from_utf8(openai_early_end()).unwrap();
+        assert!(end.starts_with("data: {\"error\":"), "{end}");
+        assert!(end.ends_with("\n\n") && !end.contains("[DONE]"));
+        // The early end is itself a proper ending.
+        let mut s = OpenAiStream::new(false);
+        s.push(&openai_early_end());
+        assert!(s.ended_properly());
+    }
+
+    #[test]
+    fn an_anthropic_stream_without_message_stop_did_not_end_properly() {
+        let mut s = AnthropicStream::new();
+        s.push(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\n");
+        s.finish();
+        assert!(!s.ended_properly());
+        s.push(&anthropic_early_end());
+        assert!(s.ended_properly());
+        let end = String::from_utf8(anthropic_early_end()).unwrap();
+        assert!(end.starts_with("event: error\ndata: {"), "{end}");
     }
 }
 

@@ -10,8 +10,8 @@ use aigw_core::config::provider::{
     HealthCheckConfig, KeyConfig, KeyPoolConfig, ProviderConfig, RouteModel,
 };
 use aigw_core::config::router::{
-    ModelRoute, ProviderPrefixRoute, RouterConfig, DEFAULT_MAX_REQUEST_BODY_BYTES,
-    MAX_REQUEST_BODY_BYTES_LIMIT,
+    ModelRoute, ProviderPrefixRoute, RouterConfig, SplitRoute, StickyConfig,
+    DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES_LIMIT,
 };
 use aigw_core::config::url::BaseUrl;
 use aigw_core::config::{is_valid_name, ConfigErrors};
@@ -255,7 +255,58 @@ pub struct ModelEntry {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub pattern: Option<String>,
-    pub target: Target,
+    /// The provider (and model) serving the entry; or `split`.
+    #[serde(default)]
+    pub target: Option<Target>,
+    /// A canary split between targets, by weight; instead of `target`.
+    #[serde(default)]
+    pub split: Vec<SplitEntry>,
+    /// Keeps a caller on one target of the split.
+    #[serde(default)]
+    pub sticky: Option<StickyConfig>,
+    /// Targets tried in order when the one before fails.
+    #[serde(default)]
+    pub fallback: Vec<Target>,
+    /// What moves a request to the next target. Default: all of them.
+    #[serde(default)]
+    pub fallback_on: Option<Vec<FallbackOn>>,
+    /// How long a target has to start answering before the next is tried.
+    #[serde(default)]
+    pub per_try_timeout: Option<Duration>,
+}
+
+/// One target of a canary split.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SplitEntry {
+    pub provider: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    pub weight: u32,
+}
+
+/// A failure that moves a request to the next target of its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FallbackOn {
+    /// The provider answered 500, 502, 503, 504 or 529 (a key it refused
+    /// included: the provider filter answers that as 502).
+    ServerError,
+    /// The provider answered 429.
+    RateLimited,
+    /// The connection failed or the stream was refused.
+    Unreachable,
+    /// No answer within `perTryTimeout`, or a reset before the answer started.
+    Timeout,
+}
+
+impl FallbackOn {
+    pub const ALL: [FallbackOn; 4] = [
+        FallbackOn::ServerError,
+        FallbackOn::RateLimited,
+        FallbackOn::Unreachable,
+        FallbackOn::Timeout,
+    ];
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -295,8 +346,19 @@ pub struct RouteSpec {
     pub id: String,
     /// What the route serves, for humans reading the rendered config.
     pub describes: String,
-    pub provider: usize,
+    /// The providers (indices into `Gateway::providers`) tried in order:
+    /// one, or a fallback chain.
+    pub members: Vec<usize>,
     pub timeout: Duration,
+    pub fallback_on: Vec<FallbackOn>,
+    pub per_try_timeout: Option<Duration>,
+}
+
+impl RouteSpec {
+    /// The cluster of a fallback chain (an aggregate of its providers' clusters).
+    pub fn chain_cluster(&self) -> String {
+        format!("aigw-chain-{}", self.id)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -620,45 +682,184 @@ pub fn compile(
                 );
             }
         }
-        let Some(&pi) = by_name.get(&m.target.provider) else {
-            if !provider_index.contains_key(&m.target.provider) {
+        // The chains this entry routes to: one, or one per split target.
+        let chains: Vec<(String, Vec<(Target, String)>)> = match (&m.target, m.split.is_empty()) {
+            (Some(_), false) => {
+                errs.push(at.clone(), "set either `target` or `split`, not both");
+                continue;
+            }
+            (None, true) => {
+                errs.push(at.clone(), "set `target` (or `split`)");
+                continue;
+            }
+            (Some(t), true) => {
+                let mut chain = vec![(t.clone(), format!("{at}.target"))];
+                chain.extend(
+                    m.fallback
+                        .iter()
+                        .enumerate()
+                        .map(|(k, f)| (f.clone(), format!("{at}.fallback[{k}]"))),
+                );
+                vec![(id.clone(), chain)]
+            }
+            (None, false) => m
+                .split
+                .iter()
+                .enumerate()
+                .map(|(j, t)| {
+                    let first = Target {
+                        provider: t.provider.clone(),
+                        model: t.model.clone(),
+                    };
+                    let mut chain = vec![(first, format!("{at}.split[{j}]"))];
+                    // A split target's own provider is not its own fallback.
+                    chain.extend(
+                        m.fallback
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, f)| f.provider != t.provider)
+                            .map(|(k, f)| (f.clone(), format!("{at}.fallback[{k}]"))),
+                    );
+                    (format!("{id}.{j}"), chain)
+                })
+                .collect(),
+        };
+        for (j, t) in m.split.iter().enumerate() {
+            if t.weight == 0 || t.weight > 10_000 {
                 errs.push(
-                    format!("{at}.target.provider"),
-                    format!("unknown provider {:?}", m.target.provider),
+                    format!("{at}.split[{j}].weight"),
+                    format!("{} is out of range (1..=10000)", t.weight),
                 );
             }
-            continue;
-        };
-        if let Some(model) = &m.target.model {
-            if model.trim().is_empty() {
-                errs.push(format!("{at}.target.model"), "must not be empty");
+        }
+        if m.split.is_empty() && m.sticky.is_some() {
+            errs.push(format!("{at}.sticky"), "applies to a `split` only");
+        }
+        if m.fallback.is_empty() {
+            if m.fallback_on.is_some() {
+                errs.push(format!("{at}.fallbackOn"), "applies to a `fallback` only");
+            }
+            if m.per_try_timeout.is_some() {
+                errs.push(
+                    format!("{at}.perTryTimeout"),
+                    "applies to a `fallback` only",
+                );
             }
         }
-        let p = &mut providers[pi];
-        p.filter.routes.insert(
-            id.clone(),
-            RouteModel {
-                model: m.target.model.clone(),
-                strip_prefix: None,
-            },
-        );
+        if let Some(on) = &m.fallback_on {
+            if on.is_empty() {
+                errs.push(
+                    format!("{at}.fallbackOn"),
+                    "an empty list never falls back; omit `fallbackOn` for every failure",
+                );
+            }
+        }
+        if let Some(t) = m.per_try_timeout {
+            if t.millis == 0 {
+                errs.push(format!("{at}.perTryTimeout"), "must be more than 0s");
+            }
+        }
+        let mut entry_ok = true;
+        let mut specs = Vec::new();
+        for (route_id, chain) in &chains {
+            let mut members: Vec<usize> = Vec::new();
+            let mut seen: Vec<&str> = Vec::new();
+            for (t, tat) in chain {
+                if seen.contains(&t.provider.as_str()) {
+                    errs.push(
+                        format!("{tat}.provider"),
+                        format!(
+                            "provider {:?} is already in this chain: a chain tries each provider once, so it would loop",
+                            t.provider
+                        ),
+                    );
+                    entry_ok = false;
+                    continue;
+                }
+                seen.push(&t.provider);
+                if let Some(model) = &t.model {
+                    if model.trim().is_empty() {
+                        errs.push(format!("{tat}.model"), "must not be empty");
+                    }
+                }
+                match by_name.get(&t.provider) {
+                    Some(&pi) => members.push(pi),
+                    None => {
+                        if !provider_index.contains_key(&t.provider) {
+                            errs.push(
+                                format!("{tat}.provider"),
+                                format!("unknown provider {:?}", t.provider),
+                            );
+                        }
+                        entry_ok = false;
+                    }
+                }
+            }
+            specs.push((route_id.clone(), chain.clone(), members));
+        }
+        if !entry_ok {
+            continue;
+        }
         let describes = m
             .name
             .clone()
             .or_else(|| m.pattern.clone())
             .unwrap_or_default();
-        routes.push(RouteSpec {
-            id: id.clone(),
-            describes,
-            provider: pi,
-            timeout: p.entry.timeout.unwrap_or(file.timeouts.request),
-        });
+        for (route_id, chain, members) in specs {
+            for ((t, _), &pi) in chain.iter().zip(&members) {
+                providers[pi].filter.routes.insert(
+                    route_id.clone(),
+                    RouteModel {
+                        model: t.model.clone(),
+                        strip_prefix: None,
+                    },
+                );
+            }
+            let timeout = members
+                .iter()
+                .map(|&pi| providers[pi].entry.timeout.unwrap_or(file.timeouts.request))
+                .max_by_key(|d| if d.millis == 0 { u64::MAX } else { d.millis })
+                .unwrap_or(file.timeouts.request);
+            let chain_text: Vec<String> = chain
+                .iter()
+                .map(|(t, _)| match &t.model {
+                    Some(model) => format!("{}/{model}", t.provider),
+                    None => t.provider.clone(),
+                })
+                .collect();
+            routes.push(RouteSpec {
+                id: route_id,
+                describes: format!("{describes} -> {}", chain_text.join(" -> ")),
+                members,
+                timeout,
+                fallback_on: m
+                    .fallback_on
+                    .clone()
+                    .unwrap_or_else(|| FallbackOn::ALL.to_vec()),
+                per_try_timeout: m.per_try_timeout,
+            });
+        }
+        let owned_by = m
+            .target
+            .as_ref()
+            .map(|t| t.provider.clone())
+            .or_else(|| m.split.first().map(|t| t.provider.clone()));
         router.models.push(ModelRoute {
             name: m.name.clone(),
             aliases: m.aliases.clone(),
             pattern: m.pattern.clone(),
-            route: id,
-            owned_by: Some(m.target.provider.clone()),
+            route: id.clone(),
+            owned_by,
+            split: m
+                .split
+                .iter()
+                .enumerate()
+                .map(|(j, t)| SplitRoute {
+                    route: format!("{id}.{j}"),
+                    weight: t.weight,
+                })
+                .collect(),
+            sticky: m.sticky.clone(),
         });
     }
     for (pi, p) in providers.iter_mut().enumerate() {
@@ -676,8 +877,10 @@ pub fn compile(
         routes.push(RouteSpec {
             id: id.clone(),
             describes: format!("{}/*", p.entry.name),
-            provider: pi,
+            members: vec![pi],
             timeout: p.entry.timeout.unwrap_or(file.timeouts.request),
+            fallback_on: vec![],
+            per_try_timeout: None,
         });
         router.provider_prefixes.push(ProviderPrefixRoute {
             provider: p.entry.name.clone(),

@@ -11,7 +11,9 @@ use aigw_core::error::openai_error_body;
 use aigw_core::headers;
 use serde_json::{json, Value};
 
-use crate::gateway::{CompiledProvider, Gateway, SocketAddr};
+use aigw_core::config::provider::{HOST_METADATA_NAMESPACE, HOST_METADATA_PROVIDER};
+
+use crate::gateway::{CompiledProvider, FallbackOn, Gateway, RouteSpec, SocketAddr};
 
 pub const ROUTER_WASM: &str = "aigw_router.wasm";
 pub const PROVIDER_WASM: &str = "aigw_provider.wasm";
@@ -29,6 +31,9 @@ pub fn bootstrap(g: &Gateway, opts: &RenderOptions) -> Value {
         if let Some(name) = &p.filter.cluster {
             clusters.push(health_check_cluster(g, p, opts, name));
         }
+    }
+    for r in g.routes.iter().filter(|r| r.members.len() > 1) {
+        clusters.push(chain_cluster(g, r, opts));
     }
     json!({
         "node": {"id": "aigw", "cluster": "aigw"},
@@ -57,22 +62,31 @@ fn listener(g: &Gateway, opts: &RenderOptions) -> Value {
     let mut routes: Vec<Value> = g
         .routes
         .iter()
-        .map(|r| {
-            let p = &g.providers[r.provider];
+        .filter_map(|r| {
             let mut route = json!({
-                "cluster": p.cluster,
                 "timeout": r.timeout.proto(),
                 "idle_timeout": g.file.timeouts.idle.proto(),
             });
-            let retries = p.entry.key_retries();
-            if retries > 0 {
-                route["retry_policy"] = key_retry_policy(retries);
+            match r.members.as_slice() {
+                [] => return None,
+                [one] => {
+                    let p = g.providers.get(*one)?;
+                    route["cluster"] = json!(p.cluster);
+                    let retries = p.entry.key_retries();
+                    if retries > 0 {
+                        route["retry_policy"] = key_retry_policy(retries);
+                    }
+                }
+                chain => {
+                    route["cluster"] = json!(r.chain_cluster());
+                    route["retry_policy"] = fallback_retry_policy(r, chain.len());
+                }
             }
-            json!({
+            Some(json!({
                 "name": format!("{} ({})", r.id, r.describes),
                 "match": {"prefix": "/", "headers": [{"name": headers::ROUTE, "string_match": {"exact": r.id}}]},
                 "route": route,
-            })
+            }))
         })
         .collect();
     let not_routed = openai_error_body(
@@ -147,11 +161,109 @@ fn key_retry_policy(retries: u32) -> Value {
     })
 }
 
+/// Envoy's retries along a fallback chain: each attempt goes to the next
+/// priority of the chain's aggregate cluster (`previous_priorities`), so each
+/// target is tried once, in order. Only before the response starts.
+fn fallback_retry_policy(r: &RouteSpec, members: usize) -> Value {
+    let mut on: Vec<&str> = Vec::new();
+    let mut codes: Vec<u16> = Vec::new();
+    for c in &r.fallback_on {
+        match c {
+            FallbackOn::ServerError => codes.extend([500, 502, 503, 504, 529]),
+            FallbackOn::RateLimited => codes.push(429),
+            FallbackOn::Unreachable => on.extend(["connect-failure", "refused-stream"]),
+            // Envoy retries a per-try timeout as a reset.
+            FallbackOn::Timeout => on.push("reset"),
+        }
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    if !codes.is_empty() {
+        on.push("retriable-status-codes");
+    }
+    let mut policy = json!({
+        "retry_on": on.join(","),
+        "num_retries": members.saturating_sub(1),
+        "retry_priority": {
+            "name": "envoy.retry_priorities.previous_priorities",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                "update_frequency": 1,
+            },
+        },
+        "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.025s"},
+    });
+    if !codes.is_empty() {
+        policy["retriable_status_codes"] = json!(codes);
+    }
+    if let Some(t) = r.per_try_timeout {
+        policy["per_try_timeout"] = json!(t.proto());
+    }
+    policy
+}
+
+/// A fallback chain's cluster: an aggregate of its providers' clusters, in
+/// order (each one a priority). Envoy runs the upstream filters of the
+/// aggregate, not of the member clusters: the provider filter here knows
+/// every provider of the chain and finds each attempt's own in the metadata
+/// of the host Envoy picked.
+fn chain_cluster(g: &Gateway, r: &RouteSpec, opts: &RenderOptions) -> Value {
+    let members: Vec<&CompiledProvider> = r
+        .members
+        .iter()
+        .filter_map(|&i| g.providers.get(i))
+        .collect();
+    let config = json!({"chain": members.iter().map(|p| &p.filter).collect::<Vec<_>>()});
+    let config = serde_json::to_string(&config).unwrap_or_default();
+    json!({
+        "name": r.chain_cluster(),
+        "connect_timeout": g.file.timeouts.connect.proto(),
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.aggregate",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+                "clusters": members.iter().map(|p| p.cluster.as_str()).collect::<Vec<_>>(),
+            },
+        },
+        "circuit_breakers": {"thresholds": [{
+            "priority": "DEFAULT",
+            "retry_budget": {"budget_percent": {"value": 25.0}, "min_retry_concurrency": 10},
+        }]},
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {}},
+                "http_filters": [
+                    wasm_filter("aigw-provider", &opts.wasm_dir.join(PROVIDER_WASM), &config, &all_env_keys(g)),
+                    {
+                        "name": "envoy.filters.http.upstream_codec",
+                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"},
+                    },
+                ],
+            },
+        },
+    })
+}
+
+/// Every environment variable a provider key comes from: all provider
+/// filters share one VM per worker, so they declare the same environment.
+fn all_env_keys(g: &Gateway) -> Vec<String> {
+    let mut all: Vec<String> = g
+        .providers
+        .iter()
+        .flat_map(|p| p.env_keys.iter().cloned())
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
 /// Prometheus labels for the filters' metrics, whose names carry them as
 /// `.<label>.<value>` pairs (e.g. `aigw.key_requests_total.provider.p.key.k`).
 fn stats_config() -> Value {
     let tag = |name: &str| json!({"tag_name": name, "regex": format!(r"^wasmcustom\.aigw\..*?(\.{name}\.([^.]+))(?:\.|$)")});
-    json!({"stats_tags": [tag("provider"), tag("key"), tag("class")]})
+    json!({"stats_tags": [tag("provider"), tag("key"), tag("class"), tag("how")]})
 }
 
 /// Every request as one JSON line on Envoy's stdout. No header that can carry
@@ -217,16 +329,7 @@ fn local_reply_config() -> Value {
 
 fn cluster(g: &Gateway, p: &CompiledProvider, opts: &RenderOptions) -> Value {
     // All provider filters share one VM per worker: same code, same environment.
-    let env_keys: Vec<String> = {
-        let mut all: Vec<String> = g
-            .providers
-            .iter()
-            .flat_map(|p| p.env_keys.iter().cloned())
-            .collect();
-        all.sort();
-        all.dedup();
-        all
-    };
+    let env_keys = all_env_keys(g);
     let filter_config = serde_json::to_string(&p.filter).unwrap_or_default();
     let protocol = if p.url.is_tls() {
         json!({"auto_config": {"http_protocol_options": {}, "http2_protocol_options": {}}})
@@ -247,8 +350,13 @@ fn cluster(g: &Gateway, p: &CompiledProvider, opts: &RenderOptions) -> Value {
         "per_connection_buffer_limit_bytes": buffer_limit(g),
         "load_assignment": {
             "cluster_name": p.cluster,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                "address": p.url.host, "port_value": p.url.port}}}}]}],
+            "endpoints": [{"lb_endpoints": [{
+                "endpoint": {"address": {"socket_address": {
+                    "address": p.url.host, "port_value": p.url.port}}},
+                // Names the provider to a fallback chain's provider filter.
+                "metadata": {"filter_metadata": {
+                    (HOST_METADATA_NAMESPACE): {(HOST_METADATA_PROVIDER): p.entry.name}}},
+            }]}],
         },
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {

@@ -10,9 +10,13 @@ use aigw_core::flow::consumer::{self, Ending};
 use aigw_core::flow::router::{self, HeadersDecision, RouteDecision};
 use aigw_core::headers::{self, StreamMode};
 use aigw_core::quota::{self, RateStatus, Reservation};
-use aigw_core::stream::{AnthropicStream, ChunkOutput, OpenAiStream};
+use aigw_core::stream::{
+    anthropic_early_end, openai_early_end, AnthropicStream, ChunkOutput, OpenAiStream,
+};
 use aigw_core::usage::Usage;
 use proxy_wasm::traits::{Context, HttpContext};
+
+use crate::root::RouterMetrics;
 use proxy_wasm::types::Action;
 
 /// Largest non-streamed response body copied to read its usage (8 MiB).
@@ -63,10 +67,17 @@ pub struct RouterHttp {
     /// Whether the response reached its proper end (a JSON body read whole,
     /// `[DONE]`, `message_stop`).
     complete: bool,
+    /// The response body reached its end (not reset).
+    body_ended: bool,
+    /// The provider that answered (`x-aigw-provider`), for logs and metrics.
+    provider: Option<String>,
+    /// The response is a stream.
+    streaming: bool,
+    metrics: Rc<RouterMetrics>,
 }
 
 impl RouterHttp {
-    pub fn new(id: u32, plan: Rc<RouterPlan>) -> Self {
+    pub fn new(id: u32, plan: Rc<RouterPlan>, metrics: Rc<RouterMetrics>) -> Self {
         RouterHttp {
             id,
             plan,
@@ -78,6 +89,10 @@ impl RouterHttp {
             response: Response::Ignored,
             usage: None,
             complete: false,
+            body_ended: false,
+            provider: None,
+            streaming: false,
+            metrics,
         }
     }
 
@@ -179,6 +194,23 @@ impl RouterHttp {
                 Err(self.fail_with(&err, api, &[("retry-after", "1")]))
             }
         }
+    }
+
+    /// A stream that did not reach its end is logged and counted, whether it
+    /// ended early (the client got an error event) or was reset (Envoy cut
+    /// the client's stream too: no filter can write to it any more).
+    fn record_stream_end(&self) {
+        if !self.streaming || self.complete {
+            return;
+        }
+        let provider = self.provider.as_deref().unwrap_or("none");
+        let how = if self.body_ended {
+            "ended without its end event; the client got an error event"
+        } else {
+            "was reset before its end; the client's stream was reset"
+        };
+        log::info!("[{}] stream from provider {provider} {how}", self.id);
+        self.metrics.stream_interrupted(provider, self.body_ended);
     }
 
     /// Releases the reservation and charges what the request used.
@@ -328,6 +360,7 @@ impl HttpContext for RouterHttp {
         };
         let status = aigw_wasm::response_status(self);
         self.status = Some(status);
+        self.provider = self.get_http_response_header(headers::SERVED_BY);
         if self.consumer.is_some() {
             // The provider's limits describe the gateway's account, not this
             // caller: they are replaced by the consumer's own.
@@ -352,14 +385,12 @@ impl HttpContext for RouterHttp {
             .unwrap_or_default()
             .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
+            self.streaming = true;
+            // Events may be edited, and an error event added to a stream that
+            // ends early: the length is no longer known.
+            self.set_http_response_header("content-length", None);
             self.response = match api {
-                ClientApi::OpenAi => {
-                    if strip {
-                        // Events may be edited: the length is no longer known.
-                        self.set_http_response_header("content-length", None);
-                    }
-                    Response::Stream(OpenAiStream::new(strip))
-                }
+                ClientApi::OpenAi => Response::Stream(OpenAiStream::new(strip)),
                 ClientApi::Anthropic => Response::AnthropicStream(AnthropicStream::new()),
             };
         } else if content_type.starts_with("application/json") {
@@ -369,6 +400,9 @@ impl HttpContext for RouterHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            self.body_ended = true;
+        }
         if matches!(self.response, Response::Ignored) {
             return Action::Continue;
         }
@@ -397,8 +431,17 @@ impl HttpContext for RouterHttp {
                     stream.finish();
                     self.usage = stream.usage();
                     self.complete = stream.saw_stop();
+                    if !stream.ended_properly() {
+                        // Never a silent truncation that looks like an end.
+                        let mut bytes = chunk.clone();
+                        bytes.extend(anthropic_early_end());
+                        Some(bytes)
+                    } else {
+                        None
+                    }
+                } else {
+                    None
                 }
-                None
             }
             Response::Stream(stream) => {
                 let out = stream.push(&chunk);
@@ -406,7 +449,14 @@ impl HttpContext for RouterHttp {
                     let tail = stream.finish();
                     self.usage = stream.usage().cloned();
                     self.complete = stream.saw_done();
-                    join(out, tail, &chunk)
+                    let out = join(out, tail, &chunk);
+                    if stream.ended_properly() {
+                        out
+                    } else {
+                        // Never a silent truncation that looks like an end.
+                        let early = openai_early_end();
+                        join(out, ChunkOutput::Replace(early), &chunk)
+                    }
                 } else {
                     out
                 };
@@ -425,6 +475,7 @@ impl HttpContext for RouterHttp {
 
     fn on_log(&mut self) {
         self.settle();
+        self.record_stream_end();
         if let Phase::Forwarded(decision) = &self.phase {
             match &self.usage {
                 Some(u) => log::debug!(

@@ -1,6 +1,10 @@
 //! Configuration: parse and compile in `on_configure`, refuse a bad config.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
+
+use aigw_wasm::{metric_label, Metric};
 
 use aigw_core::config::parse_json;
 use aigw_core::config::router::{RouterConfig, RouterPlan};
@@ -12,6 +16,34 @@ use crate::http::RouterHttp;
 #[derive(Default)]
 pub struct RouterRoot {
     plan: Option<Rc<RouterPlan>>,
+    metrics: Rc<RouterMetrics>,
+}
+
+/// The router filter's metrics, defined on first use per label value (the
+/// provider names come from the provider filter's `x-aigw-provider`, so they
+/// are the configured providers, a bounded set).
+#[derive(Default)]
+pub struct RouterMetrics {
+    interrupted: RefCell<HashMap<(String, bool), Metric>>,
+}
+
+impl RouterMetrics {
+    /// `aigw.streams_interrupted_total.provider.<p>.how.<ended_early|reset>`.
+    pub fn stream_interrupted(&self, provider: &str, ended_early: bool) {
+        let Ok(mut map) = self.interrupted.try_borrow_mut() else {
+            return;
+        };
+        let metric = map
+            .entry((provider.to_string(), ended_early))
+            .or_insert_with(|| {
+                let how = if ended_early { "ended_early" } else { "reset" };
+                Metric::counter(&format!(
+                    "aigw.streams_interrupted_total.provider.{}.how.{how}",
+                    metric_label(provider)
+                ))
+            });
+        metric.add(1);
+    }
 }
 
 impl Context for RouterRoot {}
@@ -45,7 +77,11 @@ impl RootContext for RouterRoot {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let plan = self.plan.clone()?;
-        Some(Box::new(RouterHttp::new(context_id, plan)))
+        Some(Box::new(RouterHttp::new(
+            context_id,
+            plan,
+            Rc::clone(&self.metrics),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {

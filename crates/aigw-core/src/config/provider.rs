@@ -27,7 +27,7 @@ pub struct ChainConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FilterConfig {
     /// One provider's cluster.
-    One(ProviderConfig),
+    One(Box<ProviderConfig>),
     /// A fallback chain's cluster.
     Chain(Vec<ProviderConfig>),
 }
@@ -47,14 +47,14 @@ impl FilterConfig {
             }
             Ok(FilterConfig::Chain(c.chain))
         } else {
-            super::parse_json(bytes).map(FilterConfig::One)
+            super::parse_json(bytes).map(|c| FilterConfig::One(Box::new(c)))
         }
     }
 
     /// The providers, in order.
     pub fn providers(&self) -> &[ProviderConfig] {
         match self {
-            FilterConfig::One(p) => std::slice::from_ref(p),
+            FilterConfig::One(p) => std::slice::from_ref(p.as_ref()),
             FilterConfig::Chain(c) => c,
         }
     }
