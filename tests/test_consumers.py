@@ -56,6 +56,9 @@ def env(mock_factory, gateway_factory):
             {"name": "gpt-4o", "target": {"provider": "oai"}},
             {"name": "claude-sonnet-4-5", "target": {"provider": "claude"}},
             {"name": "slow-model", "target": {"provider": "slowp"}},
+            {"name": "gpt-sticky", "split": [{"provider": "oai", "weight": 1},
+                                             {"provider": "claude", "model": "claude-sonnet-4-5", "weight": 1}],
+             "sticky": {"consumer": True}},
         ],
         auth={"keyHeader": "x-team-key", "defaultMaxTokens": 1000},
         consumers=[
@@ -174,9 +177,9 @@ def test_a_model_outside_the_allow_list_gets_403_before_any_provider_call(env):
 def test_the_model_list_shows_what_the_consumer_may_use(env):
     gw, _ = env
     ids = lambda r: sorted(m["id"] for m in r.json()["data"])
-    assert ids(gw.request("GET", "/v1/models", headers=key_of("web"))) == ["gpt-4o", "gpt-4o-mini"]
+    assert ids(gw.request("GET", "/v1/models", headers=key_of("web"))) == ["gpt-4o", "gpt-4o-mini", "gpt-sticky"]
     assert ids(gw.request("GET", "/v1/models", headers=key_of("open"))) == [
-        "claude-sonnet-4-5", "gpt-4o", "gpt-4o-mini", "slow-model"]
+        "claude-sonnet-4-5", "gpt-4o", "gpt-4o-mini", "gpt-sticky", "slow-model"]
     assert gw.request("GET", "/v1/models/gpt-4o", headers=key_of("web")).status == 200
     r = gw.request("GET", "/v1/models/claude-sonnet-4-5", headers=key_of("web"))
     assert r.status == 404
@@ -417,13 +420,21 @@ def test_budget_headers_replace_the_providers_own(env):
     assert not [h for h in r.headers if "ratelimit" in h], r.headers
 
 
+def test_a_canary_split_sticky_per_consumer_keeps_each_consumer_on_one_target(env):
+    gw, _ = env
+    for who in ("open", "web"):
+        served = {chat(gw, who, {"model": "gpt-sticky", "messages": HI}).headers["x-aigw-provider"]
+                  for _ in range(6)}
+        assert len(served) == 1, (who, served)
+
+
 # --- Real clients -------------------------------------------------------------
 
 
 def test_the_openai_sdk_with_a_consumer_key(env):
     gw, _ = env
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key=KEYS["web"], max_retries=0, timeout=30)
-    assert sorted(m.id for m in client.models.list()) == ["gpt-4o", "gpt-4o-mini"]
+    assert sorted(m.id for m in client.models.list()) == ["gpt-4o", "gpt-4o-mini", "gpt-sticky"]
     out = client.chat.completions.create(model="gpt-4o-mini", messages=HI)
     assert out.choices[0].message.content.startswith("Hello from cons")
     with pytest.raises(openai.PermissionDeniedError):
