@@ -1131,6 +1131,101 @@ providers:
         assert!(err.contains("line") || err.contains(':'), "{err}");
     }
 
+    const CHAINS: &str = r#"
+providers:
+  - {name: a, kind: openai-compatible, baseUrl: "http://127.0.0.1:1/v1", timeout: 30s}
+  - {name: b, kind: anthropic, baseUrl: "http://127.0.0.1:2"}
+  - {name: c, kind: openai-compatible, baseUrl: "http://127.0.0.1:3/v1"}
+models:
+  - name: chat
+    target: {provider: a}
+    fallback: [{provider: b, model: claude-x}, {provider: c}]
+    fallbackOn: [rate-limited, timeout]
+    perTryTimeout: 5s
+  - name: canary
+    split: [{provider: a, weight: 9}, {provider: b, model: claude-y, weight: 1}]
+    sticky: {consumer: true}
+    fallback: [{provider: a}, {provider: c}]
+"#;
+
+    #[test]
+    fn fallback_chains_and_splits_compile_to_routes_and_renames() {
+        let g = load(CHAINS, &env).unwrap();
+        let route = |id: &str| g.routes.iter().find(|r| r.id == id).unwrap();
+        let names = |r: &RouteSpec| -> Vec<String> {
+            r.members
+                .iter()
+                .map(|&i| g.providers[i].entry.name.clone())
+                .collect()
+        };
+        let chat = route("m0");
+        assert_eq!(names(chat), ["a", "b", "c"]);
+        assert_eq!(
+            chat.fallback_on,
+            [FallbackOn::RateLimited, FallbackOn::Timeout]
+        );
+        assert_eq!(chat.per_try_timeout.map(|d| d.millis), Some(5_000));
+        // The longest timeout of its providers: a chain must not be cut short.
+        assert_eq!(chat.timeout.millis, 600_000);
+        // Each split target's chain skips its own provider among the fallbacks.
+        assert_eq!(names(route("m1.0")), ["a", "c"]);
+        assert_eq!(names(route("m1.1")), ["b", "a", "c"]);
+        assert_eq!(route("m1.1").fallback_on, FallbackOn::ALL);
+        // Renames per route and provider.
+        let b = g.providers.iter().find(|p| p.entry.name == "b").unwrap();
+        assert_eq!(b.filter.routes["m0"].model.as_deref(), Some("claude-x"));
+        assert_eq!(b.filter.routes["m1.1"].model.as_deref(), Some("claude-y"));
+        let canary = &g.router.models[1];
+        assert_eq!(canary.route, "m1");
+        assert_eq!(
+            canary
+                .split
+                .iter()
+                .map(|s| (s.route.as_str(), s.weight))
+                .collect::<Vec<_>>(),
+            [("m1.0", 9), ("m1.1", 1)]
+        );
+        assert!(g.router.compile().is_ok());
+    }
+
+    #[test]
+    fn chain_and_split_errors_name_their_fields() {
+        let text = r#"
+providers:
+  - {name: a, kind: openai-compatible, baseUrl: "http://127.0.0.1:1/v1"}
+models:
+  - {name: m0, target: {provider: a}, fallback: [{provider: a, model: other}]}
+  - {name: m1, target: {provider: a}, fallback: [{provider: ghost}]}
+  - {name: m2, target: {provider: a}, split: [{provider: a, weight: 1}]}
+  - {name: m3}
+  - {name: m4, split: [{provider: a, weight: 0}], sticky: {header: x-s, consumer: true}}
+  - {name: m5, target: {provider: a}, fallbackOn: [timeout], perTryTimeout: 1s, sticky: {consumer: true}}
+  - {name: m6, target: {provider: a}, fallback: [{provider: ghost2}], fallbackOn: [], perTryTimeout: 0s}
+"#;
+        let text = load(text, &env).unwrap_err().to_string();
+        for needle in [
+            "models[0].fallback[0].provider: provider \"a\" is already in this chain",
+            "models[1].fallback[0].provider: unknown provider \"ghost\"",
+            "models[2]: set either `target` or `split`, not both",
+            "models[3]: set `target` (or `split`)",
+            "models[4].split[0].weight: 0 is out of range",
+            "models[5].fallbackOn: applies to a `fallback` only",
+            "models[5].perTryTimeout: applies to a `fallback` only",
+            "models[5].sticky: applies to a `split` only",
+            "models[6].fallbackOn: an empty list never falls back",
+            "models[6].perTryTimeout: must be more than 0s",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in {text}");
+        }
+        let unknown = load(
+            "providers: [{name: a, kind: anthropic}]\nmodels: [{name: m, target: {provider: a}, fallbackOn: [sometimes], fallback: [{provider: a}]}]",
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(unknown.contains("sometimes"), "{unknown}");
+    }
+
     #[test]
     fn plain_consumer_keys_reach_the_filter_only_as_hashes() {
         let text = format!(

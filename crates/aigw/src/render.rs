@@ -486,6 +486,82 @@ models:
     }
 
     #[test]
+    fn a_chain_is_an_aggregate_cluster_retried_across_priorities() {
+        let g = load(
+            r#"
+providers:
+  - {name: a, kind: openai-compatible, baseUrl: "http://127.0.0.1:1/v1", keys: [{value: sk-a}]}
+  - {name: b, kind: anthropic, baseUrl: "http://127.0.0.1:2", keys: [{value: sk-b}]}
+models:
+  - name: chat
+    target: {provider: a}
+    fallback: [{provider: b, model: claude-x}]
+    fallbackOn: [server-error, rate-limited, unreachable, timeout]
+    perTryTimeout: 5s
+"#,
+            &|_| None,
+        )
+        .unwrap();
+        let b = bootstrap(
+            &g,
+            &RenderOptions {
+                wasm_dir: "/w".into(),
+            },
+        );
+        let routes = b.pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes").unwrap();
+        let chat = routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"].as_str().unwrap().starts_with("m0 "))
+            .unwrap();
+        assert_eq!(chat["route"]["cluster"], "aigw-chain-m0");
+        let retry = &chat["route"]["retry_policy"];
+        assert_eq!(retry["num_retries"], 1);
+        assert_eq!(
+            retry["retry_on"],
+            "connect-failure,refused-stream,reset,retriable-status-codes"
+        );
+        assert_eq!(
+            retry["retriable_status_codes"],
+            json!([429, 500, 502, 503, 504, 529])
+        );
+        assert_eq!(retry["per_try_timeout"], "5s");
+        assert_eq!(
+            retry["retry_priority"]["name"],
+            "envoy.retry_priorities.previous_priorities"
+        );
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        let chain = clusters
+            .iter()
+            .find(|c| c["name"] == "aigw-chain-m0")
+            .unwrap();
+        assert_eq!(
+            chain["cluster_type"]["typed_config"]["clusters"],
+            json!(["aigw-provider-a", "aigw-provider-b"])
+        );
+        let filters = &chain["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"];
+        let config: Value = serde_json::from_str(
+            filters[0]["typed_config"]["config"]["configuration"]["value"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["chain"][0]["name"], "a");
+        assert_eq!(config["chain"][1]["routes"]["m0"]["model"], "claude-x");
+        // Every provider's endpoint names its provider for the chain's filter.
+        let a = clusters
+            .iter()
+            .find(|c| c["name"] == "aigw-provider-a")
+            .unwrap();
+        assert_eq!(
+            a.pointer("/load_assignment/endpoints/0/lb_endpoints/0/metadata/filter_metadata/aigw/provider"),
+            Some(&json!("a"))
+        );
+    }
+
+    #[test]
     fn routes_match_the_route_header_and_end_in_a_404() {
         let b = render();
         let routes = b.pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes").unwrap();
