@@ -17,6 +17,8 @@ DEMO_MODELS = [
     "deepseek-reasoner",
     "claude-opus-4-1",
     "gemini-2.5-pro",
+    "chat",
+    "chat-canary",
 ]
 MOCK_SERVED = {
     "gpt-4o-mini": "mock-openai",
@@ -54,6 +56,13 @@ def demo(mock_factory, gateway_factory):
 def test_models_list_shows_the_demo_models(demo):
     client, *_ = demo
     assert [m.id for m in client.models.list()] == DEMO_MODELS
+
+
+def test_the_demo_fallback_chain_serves_from_its_first_target(demo):
+    client, *_ = demo
+    r = client.chat.completions.with_raw_response.create(model="chat", messages=[{"role": "user", "content": "Say hello"}])
+    assert r.headers["x-aigw-provider"] == "mock-deepseek"
+    assert r.parse().choices[0].message.content == "Hello from mock-deepseek! You asked deepseek-chat."
 
 
 @pytest.mark.parametrize("model", list(MOCK_SERVED))
