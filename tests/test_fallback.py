@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -48,6 +49,12 @@ def env(mock_factory, gateway_factory):
                                          {"provider": "pb", "model": "canary-b", "weight": 10}]},
             {"name": "sticky", "split": [{"provider": "pa", "weight": 1}, {"provider": "pb", "weight": 1}],
              "sticky": {"header": "x-session"}},
+            {"name": "rewrite-first",
+             "target": {"provider": "pa", "model": "a-model-name-much-longer-than-the-clients"},
+             "fallback": [{"provider": "pb"}]},
+            {"name": "anthropic-first", "target": {"provider": "pc", "model": "claude-x"},
+             "fallback": [{"provider": "pb"}]},
+            {"name": "claude-native", "target": {"provider": "pc"}},
             {"name": "split-fallback",
              "split": [{"provider": "pa", "weight": 1}, {"provider": "pb", "weight": 1}],
              "sticky": {"header": "x-session"}, "fallback": [{"provider": "pa"}, {"provider": "pc"}]},
@@ -125,6 +132,61 @@ def test_when_every_target_fails_the_client_gets_the_last_failure_in_its_shape(e
     assert r.json()["type"] == "error"
 
 
+def test_a_target_that_rewrote_the_body_leaves_the_next_one_a_whole_request(env):
+    gw, a, b, *_ = env
+    fail(a, "rewrite", status=500)
+    r = chat(gw, "rewrite-first", "rewrite")
+    assert r.status == 200, r.body
+    assert r.headers["x-aigw-provider"] == "pb"
+    # pb gets the client's body as sent (no rename for it), with its length.
+    req = b.requests()[0]
+    assert req["json"]["model"] == "rewrite-first"
+    assert int(req["headers"]["content-length"]) == len(req["body"].encode())
+    assert a.requests()[0]["json"]["model"] == "a-model-name-much-longer-than-the-clients"
+
+
+def test_a_translated_first_target_falls_back_to_an_openai_provider(env):
+    gw, _, b, c, _ = env
+    fail(c, "anthropic-first", status=529)
+    r = chat(gw, "anthropic-first", "anthropic-first")
+    assert r.status == 200, r.body
+    assert r.headers["x-aigw-provider"] == "pb"
+    assert b.requests()[0]["path"] == "/v1/chat/completions"
+    assert b.requests()[0]["json"]["messages"] == HI
+    assert c.requests()[0]["path"] == "/v1/messages"
+
+
+def test_an_anthropic_clients_headers_reach_an_anthropic_target_after_fallbacks(env):
+    gw, a, b, c, _ = env
+    fail(a, "beta", status=500)
+    fail(b, "beta", status=500)
+    r = gw.request("POST", "/v1/messages", {"model": "chain", "max_tokens": 5, "messages": HI},
+                   headers={"x-test": "beta", "anthropic-version": "2023-06-01",
+                            "anthropic-beta": "prompt-caching-2024-07-31"})
+    assert r.status == 200, r.body
+    assert r.headers["x-aigw-provider"] == "pc"
+    sent = c.requests()[0]["headers"]
+    assert sent["anthropic-beta"] == "prompt-caching-2024-07-31"
+    assert sent["anthropic-version"] == "2023-06-01"
+    # The OpenAI-shaped targets never saw them.
+    assert "anthropic-beta" not in a.requests()[0]["headers"]
+
+
+def test_many_concurrent_requests_all_fall_back(env):
+    gw, a, b, *_ = env
+    fail(a, "busy", status=500)
+    fail(b, "busy", delayMs=500)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(chat(gw, "chain", "busy"))) for _ in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status for r in results) == [200] * 24, [r.body for r in results if r.status != 200][:2]
+    assert {r.headers["x-aigw-provider"] for r in results} == {"pb"}
+    assert (count(a), count(b)) == (24, 24)
+
+
 def test_a_refused_connection_moves_on(env):
     gw, a, *_ = env
     r = chat(gw, "refused")
@@ -195,6 +257,41 @@ def test_an_anthropic_client_sees_an_error_event_when_a_stream_ends_early(env):
             for _ in stream.text_stream:
                 pass
     assert "ended before the response was complete" in str(e.value)
+
+
+def test_a_native_anthropic_stream_that_ends_early_gets_one_error_event(env):
+    gw, _, _, c, _ = env
+    fail(c, "native-early", endAfter=4)
+    conn = http.client.HTTPConnection(gw.host, gw.port, timeout=30)
+    conn.request("POST", "/v1/messages",
+                 body=json.dumps({"model": "claude-native", "max_tokens": 20, "stream": True, "messages": HI}),
+                 headers={"content-type": "application/json", "x-test": "native-early"})
+    r = conn.getresponse()
+    assert r.status == 200
+    text = r.read().decode()
+    conn.close()
+    events = [e for e in text.split("\n\n") if e.strip()]
+    assert events[-1].startswith("event: error\n"), events[-1]
+    assert "ended before the response was complete" in events[-1]
+    assert sum(e.startswith("event: error") for e in events) == 1
+    assert "message_stop" not in text
+
+
+def test_a_client_that_leaves_mid_stream_is_not_counted_as_a_provider_failure(env):
+    gw, a, *_ = env
+    before = interrupted(gw, "pa", "reset")
+    fail(a, "leave", chunkIntervalMs=300)
+    conn = http.client.HTTPConnection(gw.host, gw.port, timeout=10)
+    conn.request("POST", "/v1/chat/completions",
+                 body=json.dumps({"model": "chain", "stream": True, "messages": HI}),
+                 headers={"content-type": "application/json", "x-test": "leave"})
+    r = conn.getresponse()
+    assert r.status == 200
+    assert r.read1(64)
+    conn.sock.close()
+    conn.close()
+    time.sleep(2.5)
+    assert interrupted(gw, "pa", "reset") == before
 
 
 def test_a_stream_reset_mid_way_never_looks_complete_and_is_counted(env):

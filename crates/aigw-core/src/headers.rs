@@ -39,6 +39,12 @@ pub mod property {
     pub const CONSUMER: &str = "aigw_consumer";
     /// The model the client asked for.
     pub const MODEL: &str = "aigw_model";
+    /// The client's Anthropic headers, kept for every attempt: an attempt to
+    /// another kind of provider removes them from the shared header map.
+    pub const ANTHROPIC_HEADERS: [(&str, &str); 2] = [
+        ("anthropic-version", "aigw_anthropic_version"),
+        ("anthropic-beta", "aigw_anthropic_beta"),
+    ];
 }
 
 /// The API the client speaks (`openai` or `anthropic`), for Envoy's own

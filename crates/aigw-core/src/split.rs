@@ -16,6 +16,8 @@ use crate::keypool::fnv1a;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitTarget {
     pub route: String,
+    /// The target's identity for sticky hashing (stable across route ids).
+    pub key: String,
     pub weight: u32,
 }
 
@@ -78,7 +80,7 @@ impl Split {
             if t.weight == 0 {
                 continue;
             }
-            let score = rendezvous_score(value, &t.route, t.weight);
+            let score = rendezvous_score(value, &t.key, t.weight);
             if best.is_none_or(|(_, s)| score > s) {
                 best = Some((i, score));
             }
@@ -113,6 +115,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, w)| SplitTarget {
                     route: format!("m0.{i}"),
+                    key: format!("p{i}/model"),
                     weight: *w,
                 })
                 .collect(),
@@ -156,6 +159,30 @@ mod tests {
         );
         // 9,000 expected; 4 standard deviations is 120.
         assert!((8_880..=9_120).contains(&n[0]), "{n:?}");
+    }
+
+    #[test]
+    fn renumbered_routes_keep_their_sticky_callers() {
+        let before = split(&[1, 1]);
+        // The same targets under other route ids (an entry added above).
+        let after = Split::new(
+            before
+                .targets()
+                .iter()
+                .map(|t| SplitTarget {
+                    route: t.route.replace("m0.", "m1."),
+                    ..t.clone()
+                })
+                .collect(),
+        );
+        for i in 0..200 {
+            let v = format!("user-{i}");
+            let (b, a) = (
+                before.pick(Some(&v)).unwrap(),
+                after.pick(Some(&v)).unwrap(),
+            );
+            assert_eq!(b.replace("m0.", "m1."), a);
+        }
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct OpenAiStream {
     saw_done: bool,
     /// An error chunk went through (the stream ended in an error already).
     saw_error: bool,
+    /// A choice finished (`finish_reason` set): the answer is whole even if
+    /// a server leaves out `[DONE]`.
+    saw_finish: bool,
     events: u64,
 }
 
@@ -69,6 +72,7 @@ impl OpenAiStream {
             usage: None,
             saw_done: false,
             saw_error: false,
+            saw_finish: false,
             events: 0,
         }
     }
@@ -76,7 +80,7 @@ impl OpenAiStream {
     /// Whether the stream ended as a stream should: `[DONE]`, or an error
     /// chunk (the provider's or a converter's). Unknown after a bypass.
     pub fn ended_properly(&self) -> bool {
-        self.bypass || self.saw_done || self.saw_error
+        self.bypass || self.saw_done || self.saw_error || self.saw_finish
     }
 
     /// Last usage the provider reported in the stream.
@@ -152,6 +156,9 @@ impl OpenAiStream {
         }
         if e.event.as_deref() == Some("error") || e.data.starts_with("{\"error\"") {
             self.saw_error = true;
+        }
+        if e.data.contains("\"finish_reason\":\"") {
+            self.saw_finish = true;
         }
         if !e.data.contains("\"usage\"") {
             return None;
@@ -303,6 +310,10 @@ mod early_end_tests {
         assert!(s.ended_properly());
         let mut s = OpenAiStream::new(true);
         s.push(b"data: {\"error\":{\"message\":\"overloaded\"}}\n\n");
+        assert!(s.ended_properly());
+        // A server that leaves out [DONE] after a finished choice ended properly.
+        let mut s = OpenAiStream::new(false);
+        s.push(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
         assert!(s.ended_properly());
         let end = String::from_utf8(openai_early_end()).unwrap();
         assert!(end.starts_with("data: {\"error\":"), "{end}");

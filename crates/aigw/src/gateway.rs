@@ -758,6 +758,19 @@ pub fn compile(
             if t.millis == 0 {
                 errs.push(format!("{at}.perTryTimeout"), "must be more than 0s");
             }
+            if m.fallback_on
+                .as_ref()
+                .is_some_and(|on| !on.contains(&FallbackOn::Timeout))
+            {
+                warnings.push(format!(
+                    "{at}.perTryTimeout: `timeout` is not in fallbackOn, so a target that does not answer in time ends the request with 504 instead of moving on"
+                ));
+            }
+        }
+        if m.sticky.as_ref().is_some_and(|s| s.consumer) && file.consumers.is_empty() {
+            warnings.push(format!(
+                "{at}.sticky: there are no consumers, so every request follows the weighted rotation"
+            ));
         }
         let mut entry_ok = true;
         let mut specs = Vec::new();
@@ -857,6 +870,11 @@ pub fn compile(
                 .map(|(j, t)| SplitRoute {
                     route: format!("{id}.{j}"),
                     weight: t.weight,
+                    key: Some(format!(
+                        "{}/{}",
+                        t.provider,
+                        t.model.as_deref().unwrap_or("")
+                    )),
                 })
                 .collect(),
             sticky: m.sticky.clone(),

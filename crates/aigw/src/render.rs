@@ -213,7 +213,14 @@ fn chain_cluster(g: &Gateway, r: &RouteSpec, opts: &RenderOptions) -> Value {
         .iter()
         .filter_map(|&i| g.providers.get(i))
         .collect();
-    let config = json!({"chain": members.iter().map(|p| &p.filter).collect::<Vec<_>>()});
+    let refusals_move_on = r
+        .fallback_on
+        .iter()
+        .any(|c| matches!(c, FallbackOn::ServerError | FallbackOn::RateLimited));
+    let config = json!({
+        "chain": members.iter().map(|p| &p.filter).collect::<Vec<_>>(),
+        "refusalsMoveOn": refusals_move_on,
+    });
     let config = serde_json::to_string(&config).unwrap_or_default();
     json!({
         "name": r.chain_cluster(),
@@ -226,9 +233,13 @@ fn chain_cluster(g: &Gateway, r: &RouteSpec, opts: &RenderOptions) -> Value {
                 "clusters": members.iter().map(|p| p.cluster.as_str()).collect::<Vec<_>>(),
             },
         },
+        // Retries along the chain are bounded per request (one per target),
+        // not by Envoy's circuit breaker: a retry budget here would be
+        // computed from the member clusters' active requests and cap
+        // fallbacks at its minimum (seen on Envoy 1.40).
         "circuit_breakers": {"thresholds": [{
             "priority": "DEFAULT",
-            "retry_budget": {"budget_percent": {"value": 25.0}, "min_retry_concurrency": 10},
+            "max_retries": 1_000_000,
         }]},
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {

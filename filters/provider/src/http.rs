@@ -36,8 +36,10 @@ pub struct ProviderHttp {
     plan: Rc<ProviderPlan>,
     /// Every provider of this cluster: one, or a fallback chain's in order.
     members: Rc<Vec<Member>>,
-    /// In a chain, whether targets follow this attempt's provider.
+    /// In a chain whose refusals move on, whether targets follow this
+    /// attempt's provider.
     more_targets: bool,
+    refusals_move_on: bool,
     phase: Phase,
     attempt: Option<AttemptPlan>,
     route: Option<String>,
@@ -53,13 +55,14 @@ pub struct ProviderHttp {
 }
 
 impl ProviderHttp {
-    pub fn new(id: u32, first: Member, members: Rc<Vec<Member>>) -> Self {
+    pub fn new(id: u32, first: Member, members: Rc<Vec<Member>>, refusals_move_on: bool) -> Self {
         let Member { plan, shared } = first;
         ProviderHttp {
             id,
             plan,
             members,
             more_targets: false,
+            refusals_move_on,
             phase: Phase::Start,
             attempt: None,
             route: None,
@@ -95,7 +98,7 @@ impl ProviderHttp {
             Some((i, Some(m))) => {
                 self.plan = m.plan;
                 self.shared = m.shared;
-                self.more_targets = i + 1 < self.members.len();
+                self.more_targets = self.refusals_move_on && i + 1 < self.members.len();
                 Ok(())
             }
             _ => {
@@ -428,9 +431,18 @@ impl HttpContext for ProviderHttp {
         // Responses must arrive uncompressed: usage is read from them and
         // translations rewrite them.
         self.set_http_request_header("accept-encoding", Some("identity"));
-        if self.plan.provider.protocol() != Protocol::Anthropic {
-            self.set_http_request_header("anthropic-version", None);
-            self.set_http_request_header("anthropic-beta", None);
+        // The client's Anthropic headers go to Anthropic providers only, as
+        // the client sent them (an earlier attempt of a fallback chain may
+        // have removed them, or added its own default version).
+        // (Without the router filter, the headers are the client's.)
+        let router_ran = aigw_wasm::request_property(self, headers::property::ROUTE).is_some();
+        for (name, property) in headers::property::ANTHROPIC_HEADERS {
+            let value = match self.plan.provider.protocol() {
+                Protocol::Anthropic if router_ran => aigw_wasm::request_property(self, property),
+                Protocol::Anthropic => self.get_http_request_header(name),
+                _ => None,
+            };
+            self.set_http_request_header(name, value.as_deref());
         }
         self.set_http_request_header(":authority", Some(&attempt.authority));
         if let Some((name, value)) = &attempt.auth {

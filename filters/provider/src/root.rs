@@ -64,6 +64,8 @@ pub struct Member {
 pub struct ProviderRoot {
     /// One provider (its own cluster), or a fallback chain's, in order.
     members: Rc<Vec<Member>>,
+    /// In a chain: a provider's refusal moves the request on.
+    refusals_move_on: bool,
     /// Probes in flight: call token → key index.
     probes: HashMap<u32, usize>,
 }
@@ -201,7 +203,13 @@ impl RootContext for ProviderRoot {
                 return false;
             }
         };
-        let chain = matches!(config, FilterConfig::Chain(_));
+        let (chain, refusals_move_on) = match &config {
+            FilterConfig::One(_) => (false, false),
+            FilterConfig::Chain {
+                refusals_move_on, ..
+            } => (true, *refusals_move_on),
+        };
+        self.refusals_move_on = refusals_move_on;
         let mut members = Vec::new();
         for (i, c) in config.providers().iter().enumerate() {
             let plan = match c.compile(&aigw_wasm::env_var) {
@@ -282,6 +290,7 @@ impl RootContext for ProviderRoot {
             context_id,
             first,
             Rc::clone(&self.members),
+            self.refusals_move_on,
         )))
     }
     fn get_type(&self) -> Option<ContextType> {

@@ -203,6 +203,10 @@ impl RouterHttp {
         if !self.streaming || self.complete {
             return;
         }
+        if !self.body_ended && aigw_wasm::response_code_details().contains("downstream") {
+            log::debug!("[{}] the client left before the stream ended", self.id);
+            return;
+        }
         let provider = self.provider.as_deref().unwrap_or("none");
         let how = if self.body_ended {
             "ended without its end event; the client got an error event"
@@ -325,6 +329,18 @@ impl HttpContext for RouterHttp {
                 aigw_wasm::set_request_property(self, headers::property::REQUEST_ID, &request_id);
                 aigw_wasm::set_request_property(self, headers::property::ROUTE, &decision.route);
                 aigw_wasm::set_request_property(self, headers::property::MODEL, &decision.model);
+                // Every attempt restores what the client sent, whatever an
+                // earlier attempt (another provider) did to the shared headers.
+                aigw_wasm::set_request_property(
+                    self,
+                    headers::property::BODY_LENGTH,
+                    &body_size.to_string(),
+                );
+                for (name, property) in headers::property::ANTHROPIC_HEADERS {
+                    if let Some(v) = self.get_http_request_header(name) {
+                        aigw_wasm::set_request_property(self, property, &v);
+                    }
+                }
                 self.set_http_request_header(
                     headers::CLIENT_API,
                     Some(decision.op.client_api().as_str()),

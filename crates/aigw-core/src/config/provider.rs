@@ -21,6 +21,16 @@ use crate::rewrite::ModelRewrite;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChainConfig {
     pub chain: Vec<ProviderConfig>,
+    /// Whether a provider's refusal (429, 5xx) moves the request on. Then a
+    /// provider with targets after it sends the request even when all its
+    /// keys are out (with the key due back first), rather than answer 503
+    /// itself, which Envoy would not retry.
+    #[serde(default = "yes")]
+    pub refusals_move_on: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Either configuration of the provider filter.
@@ -29,7 +39,10 @@ pub enum FilterConfig {
     /// One provider's cluster.
     One(Box<ProviderConfig>),
     /// A fallback chain's cluster.
-    Chain(Vec<ProviderConfig>),
+    Chain {
+        providers: Vec<ProviderConfig>,
+        refusals_move_on: bool,
+    },
 }
 
 impl FilterConfig {
@@ -45,7 +58,10 @@ impl FilterConfig {
                 errs.push("chain", "a chain has at least two providers");
                 return Err(errs);
             }
-            Ok(FilterConfig::Chain(c.chain))
+            Ok(FilterConfig::Chain {
+                providers: c.chain,
+                refusals_move_on: c.refusals_move_on,
+            })
         } else {
             super::parse_json(bytes).map(|c| FilterConfig::One(Box::new(c)))
         }
@@ -55,7 +71,7 @@ impl FilterConfig {
     pub fn providers(&self) -> &[ProviderConfig] {
         match self {
             FilterConfig::One(p) => std::slice::from_ref(p.as_ref()),
-            FilterConfig::Chain(c) => c,
+            FilterConfig::Chain { providers, .. } => providers,
         }
     }
 }
@@ -571,11 +587,18 @@ mod tests {
         let one = r#"{"name":"a","kind":"openai-compatible","baseUrl":"http://h"}"#;
         let two = r#"{"name":"b","kind":"anthropic"}"#;
         match FilterConfig::parse(format!(r#"{{"chain":[{one},{two}]}}"#).as_bytes()).unwrap() {
-            FilterConfig::Chain(c) => {
+            FilterConfig::Chain {
+                providers,
+                refusals_move_on,
+            } => {
                 assert_eq!(
-                    c.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+                    providers
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>(),
                     ["a", "b"]
-                )
+                );
+                assert!(refusals_move_on);
             }
             c => panic!("{c:?}"),
         }

@@ -85,6 +85,11 @@ pub struct ModelRoute {
 pub struct SplitRoute {
     pub route: String,
     pub weight: u32,
+    /// What sticky callers are hashed against (e.g. `provider/model`), so
+    /// they keep their target when routes are renumbered; the route id when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// What keeps a caller on one split target: its consumer, or a request
@@ -352,6 +357,7 @@ fn compile_split(
                 .iter()
                 .map(|t| SplitTarget {
                     route: t.route.clone(),
+                    key: t.key.clone().unwrap_or_else(|| t.route.clone()),
                     weight: t.weight,
                 })
                 .collect(),

@@ -382,10 +382,12 @@ mod tests {
                     SplitRoute {
                         route: "m0.0".into(),
                         weight: 3,
+                        key: None,
                     },
                     SplitRoute {
                         route: "m0.1".into(),
                         weight: 1,
+                        key: None,
                     },
                 ],
                 sticky: Some(StickyConfig {
@@ -430,10 +432,12 @@ mod tests {
                     SplitRoute {
                         route: "m0.0".into(),
                         weight: 0,
+                        key: None,
                     },
                     SplitRoute {
                         route: "m0.0".into(),
                         weight: 1,
+                        key: None,
                     },
                 ],
                 sticky: Some(StickyConfig {
