@@ -41,16 +41,22 @@ pub fn string_tokens(text: &str) -> u64 {
 
 /// Tokens of a piece of text.
 pub fn text_tokens(text: &str) -> u64 {
-    let mut ascii = 0u64;
-    let mut other = 0u64;
-    for c in text.chars() {
-        if c.is_ascii() {
-            ascii += 1;
-        } else {
-            other += 1;
-        }
-    }
+    // Byte loops (no char decoding): a character is one lead byte; ASCII
+    // bytes are below 0x80, other characters start with 0b11xxxxxx.
+    let bytes = text.as_bytes();
+    let ascii = bytes.iter().filter(|b| **b < 0x80).count() as u64;
+    let other = bytes.iter().filter(|b| **b >= 0xC0).count() as u64;
     ascii.div_ceil(4) + other
+}
+
+/// Adds up the estimated tokens of the text a response carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputCount(pub u64);
+
+impl OutputCount {
+    pub fn add(&mut self, text: &str) {
+        self.0 = self.0.saturating_add(text_tokens(text));
+    }
 }
 
 /// The tokens of a request field read by [`crate::schema::openai::RequestPeek`].

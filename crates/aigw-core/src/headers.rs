@@ -39,6 +39,15 @@ pub mod property {
     pub const CONSUMER: &str = "aigw_consumer";
     /// The model the client asked for.
     pub const MODEL: &str = "aigw_model";
+    /// Token counts of the response, for the access log (set when the
+    /// response ends; `TOKENS_SOURCE` is `reported` or `estimated`).
+    pub const INPUT_TOKENS: &str = "aigw_input_tokens";
+    pub const OUTPUT_TOKENS: &str = "aigw_output_tokens";
+    pub const TOTAL_TOKENS: &str = "aigw_total_tokens";
+    pub const TOKENS_SOURCE: &str = "aigw_tokens_source";
+    /// Milliseconds from the request to the first byte of a streamed
+    /// response, for the access log.
+    pub const TTFT_MS: &str = "aigw_ttft_ms";
     /// The client's Anthropic headers, kept for every attempt: an attempt to
     /// another kind of provider removes them from the shared header map.
     pub const ANTHROPIC_HEADERS: [(&str, &str); 2] = [

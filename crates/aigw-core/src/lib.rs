@@ -18,6 +18,7 @@ pub mod headers;
 pub mod hostmeta;
 pub mod keypool;
 pub mod keys;
+pub mod metrics;
 pub mod provider;
 pub mod quota;
 pub mod rewrite;

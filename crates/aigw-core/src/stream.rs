@@ -2,6 +2,9 @@
 //! incrementally and, when the client did not ask for usage, removes what the
 //! gateway's own `include_usage` added, so the client sees exactly what it asked for.
 
+use std::borrow::Cow;
+
+use crate::estimate::OutputCount;
 use crate::schema::json_object::{Edit, Members};
 use crate::schema::openai::UsagePeek;
 use crate::sse::{Event, SseParser, MAX_PENDING};
@@ -45,6 +48,75 @@ pub fn anthropic_early_end() -> Vec<u8> {
     out
 }
 
+/// The text-bearing part of an OpenAI choice (`delta` of a chunk, or
+/// `message` of a complete response), for output estimates.
+#[derive(Debug, serde::Deserialize)]
+pub struct OpenAiDelta<'a> {
+    #[serde(default, borrow)]
+    pub content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub tool_calls: Option<Vec<ToolCallText<'a>>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ToolCallText<'a> {
+    #[serde(default, borrow)]
+    pub function: Option<FunctionText<'a>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct FunctionText<'a> {
+    #[serde(default, borrow)]
+    pub arguments: Option<Cow<'a, str>>,
+}
+
+impl OpenAiDelta<'_> {
+    pub fn count(&self, n: &mut OutputCount) {
+        for t in [&self.content, &self.reasoning_content]
+            .into_iter()
+            .flatten()
+        {
+            n.add(t);
+        }
+        for call in self.tool_calls.iter().flatten() {
+            if let Some(a) = call.function.as_ref().and_then(|f| f.arguments.as_ref()) {
+                n.add(a);
+            }
+        }
+    }
+}
+
+/// The text of an Anthropic content block (`content_block_delta`'s `delta`,
+/// or a block of a complete message), for output estimates.
+#[derive(Debug, serde::Deserialize)]
+pub struct AnthropicBlock<'a> {
+    #[serde(default, borrow)]
+    pub text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub partial_json: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub thinking: Option<Cow<'a, str>>,
+    /// A complete `tool_use` block's input, counted as its JSON text.
+    #[serde(default, borrow)]
+    pub input: Option<&'a serde_json::value::RawValue>,
+}
+
+impl AnthropicBlock<'_> {
+    pub fn count(&self, n: &mut OutputCount) {
+        for t in [&self.text, &self.partial_json, &self.thinking]
+            .into_iter()
+            .flatten()
+        {
+            n.add(t);
+        }
+        if let Some(raw) = self.input {
+            n.add(raw.get());
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct OpenAiStream {
     parser: SseParser,
@@ -59,6 +131,8 @@ pub struct OpenAiStream {
     /// a server leaves out `[DONE]`.
     saw_finish: bool,
     events: u64,
+    /// Estimated tokens of the text streamed so far.
+    output: OutputCount,
 }
 
 impl OpenAiStream {
@@ -74,6 +148,7 @@ impl OpenAiStream {
             saw_error: false,
             saw_finish: false,
             events: 0,
+            output: OutputCount::default(),
         }
     }
 
@@ -91,6 +166,12 @@ impl OpenAiStream {
     /// Whether `data: [DONE]` went through: a stream without it ended early.
     pub fn saw_done(&self) -> bool {
         self.saw_done
+    }
+
+    /// Estimated tokens of the text streamed so far (for a provider that
+    /// reports no usage).
+    pub fn output_estimate(&self) -> u64 {
+        self.output.0
     }
 
     pub fn events(&self) -> u64 {
@@ -160,6 +241,7 @@ impl OpenAiStream {
         if e.data.contains("\"finish_reason\":\"") {
             self.saw_finish = true;
         }
+        self.count_output(&e.data);
         if !e.data.contains("\"usage\"") {
             return None;
         }
@@ -168,6 +250,32 @@ impl OpenAiStream {
             self.usage = Some(Usage::from(u));
         }
         Some(peek)
+    }
+
+    fn count_output(&mut self, data: &str) {
+        #[derive(serde::Deserialize)]
+        struct Chunk<'a> {
+            #[serde(default, borrow)]
+            choices: Vec<ChunkChoice<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct ChunkChoice<'a> {
+            #[serde(default, borrow)]
+            delta: Option<OpenAiDelta<'a>>,
+            #[serde(default, borrow)]
+            text: Option<Cow<'a, str>>,
+        }
+        let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(data) else {
+            return;
+        };
+        for c in &chunk.choices {
+            if let Some(d) = &c.delta {
+                d.count(&mut self.output);
+            }
+            if let Some(t) = &c.text {
+                self.output.add(t);
+            }
+        }
     }
 
     fn forward(&mut self, e: Event, out: &mut Vec<u8>) {
@@ -212,6 +320,7 @@ pub struct AnthropicStream {
     usage: Option<AnthropicUsage>,
     saw_stop: bool,
     saw_error: bool,
+    output: OutputCount,
 }
 
 impl AnthropicStream {
@@ -221,6 +330,11 @@ impl AnthropicStream {
 
     pub fn usage(&self) -> Option<Usage> {
         self.usage.as_ref().map(Usage::from)
+    }
+
+    /// Estimated tokens of the text streamed so far.
+    pub fn output_estimate(&self) -> u64 {
+        self.output.0
     }
 
     /// Whether `message_stop` went through.
@@ -278,6 +392,17 @@ impl AnthropicStream {
             self.saw_error = true;
             return;
         }
+        if kind == "content_block_delta" {
+            #[derive(serde::Deserialize)]
+            struct Delta<'a> {
+                #[serde(borrow)]
+                delta: AnthropicBlock<'a>,
+            }
+            if let Ok(d) = serde_json::from_str::<Delta<'_>>(&e.data) {
+                d.delta.count(&mut self.output);
+            }
+            return;
+        }
         if kind != "message_start" && kind != "message_delta" {
             return;
         }
@@ -322,6 +447,20 @@ mod early_end_tests {
         let mut s = OpenAiStream::new(false);
         s.push(&openai_early_end());
         assert!(s.ended_properly());
+    }
+
+    #[test]
+    fn streamed_text_is_counted_for_estimates() {
+        let mut s = OpenAiStream::new(false);
+        s.push(b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
+        s.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\ndata: {\"choi");
+        s.push(b"ces\":[{\"delta\":{\"content\":\" world!!\"}}]}\n\ndata: [DONE]\n\n");
+        // "Hello" 2 + " world!!" 2.
+        assert_eq!(s.output_estimate(), 4);
+        let mut a = AnthropicStream::new();
+        a.push(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello there\"}}\n\n");
+        a.push(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\\\":1}\"}}\n\n");
+        assert_eq!(a.output_estimate(), 3 + 2);
     }
 
     #[test]

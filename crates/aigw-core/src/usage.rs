@@ -112,6 +112,20 @@ impl Usage {
         peek.usage.map(|u| Usage::from(&u))
     }
 
+    /// The gateway's own count, for a response whose provider reported none:
+    /// the prompt's estimate and the estimate of the text the response
+    /// carried ([`crate::estimate`]).
+    pub fn estimated(input: u64, output: u64) -> Usage {
+        Usage {
+            input_tokens: Some(input),
+            output_tokens: Some(output),
+            total_tokens: Some(input.saturating_add(output)),
+            cached_input_tokens: None,
+            reasoning_tokens: None,
+            source: UsageSource::Estimated,
+        }
+    }
+
     /// Reads `usage` from a complete (non-streamed) OpenAI response body.
     pub fn from_openai_body(body: &[u8]) -> Option<Usage> {
         let peek: crate::schema::openai::UsagePeek = serde_json::from_slice(body).ok()?;
@@ -119,9 +133,69 @@ impl Usage {
     }
 }
 
+/// Estimated tokens of the text of a complete OpenAI response (choices'
+/// `message.content`, `text`, tool-call arguments, reasoning content).
+pub fn openai_body_output(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Body<'a> {
+        #[serde(default, borrow)]
+        choices: Vec<Choice<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Choice<'a> {
+        #[serde(default, borrow)]
+        message: Option<crate::stream::OpenAiDelta<'a>>,
+        #[serde(default, borrow)]
+        text: Option<std::borrow::Cow<'a, str>>,
+    }
+    let b: Body<'_> = serde_json::from_slice(body).ok()?;
+    let mut n = crate::estimate::OutputCount::default();
+    for c in &b.choices {
+        if let Some(m) = &c.message {
+            m.count(&mut n);
+        }
+        if let Some(t) = &c.text {
+            n.add(t);
+        }
+    }
+    Some(n.0)
+}
+
+/// Estimated tokens of the text of a complete Anthropic message.
+pub fn anthropic_body_output(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Body<'a> {
+        #[serde(default, borrow)]
+        content: Vec<crate::stream::AnthropicBlock<'a>>,
+    }
+    let b: Body<'_> = serde_json::from_slice(body).ok()?;
+    let mut n = crate::estimate::OutputCount::default();
+    for block in &b.content {
+        block.count(&mut n);
+    }
+    Some(n.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_text_of_complete_bodies_is_estimated() {
+        let openai =
+            br#"{"choices":[{"message":{"role":"assistant","content":"Hello there, world!",
+            "tool_calls":[{"function":{"name":"f","arguments":"{\"a\":1}"}}]}}]}"#;
+        // "Hello there, world!" 19 chars: 5; the arguments 7 chars: 2.
+        assert_eq!(openai_body_output(openai), Some(7));
+        let anthropic = br#"{"content":[{"type":"text","text":"Hello there, world!"},
+            {"type":"tool_use","name":"f","input":{"a":1}}]}"#;
+        assert_eq!(anthropic_body_output(anthropic), Some(5 + 2));
+        let u = Usage::estimated(10, 7);
+        assert_eq!(
+            (u.total_tokens, u.source),
+            (Some(17), UsageSource::Estimated)
+        );
+    }
 
     #[test]
     fn reads_usage_from_a_response_body() {

@@ -169,6 +169,10 @@ impl Metric {
         Self::define(proxy_wasm::types::MetricType::Gauge, name)
     }
 
+    pub fn histogram(name: &str) -> Metric {
+        Self::define(proxy_wasm::types::MetricType::Histogram, name)
+    }
+
     fn define(kind: proxy_wasm::types::MetricType, name: &str) -> Metric {
         match proxy_wasm::hostcalls::define_metric(kind, name) {
             Ok(id) => Metric(Some(id)),
@@ -189,6 +193,44 @@ impl Metric {
         if let Some(id) = self.0 {
             let _ = proxy_wasm::hostcalls::record_metric(id, v);
         }
+    }
+}
+
+/// Metrics defined on first use, by name (per worker), with the label budget
+/// that bounds their names ([`aigw_core::metrics`]).
+#[derive(Default)]
+pub struct MetricCache {
+    pub fold: std::cell::RefCell<aigw_core::metrics::LabelFold>,
+    defined: std::cell::RefCell<std::collections::HashMap<String, Metric>>,
+}
+
+impl MetricCache {
+    /// Applies one update, defining its metric the first time.
+    pub fn apply(&self, u: &aigw_core::metrics::Update) {
+        let Ok(mut defined) = self.defined.try_borrow_mut() else {
+            return;
+        };
+        let metric = *defined
+            .entry(u.name.clone())
+            .or_insert_with(|| match u.kind {
+                aigw_core::metrics::Kind::Counter => Metric::counter(&u.name),
+                aigw_core::metrics::Kind::Histogram => Metric::histogram(&u.name),
+            });
+        match u.kind {
+            aigw_core::metrics::Kind::Counter => {
+                metric.add(i64::try_from(u.value).unwrap_or(i64::MAX))
+            }
+            aigw_core::metrics::Kind::Histogram => metric.set(u.value),
+        }
+    }
+
+    /// Adds 1 to the counter `name`.
+    pub fn count(&self, name: String) {
+        self.apply(&aigw_core::metrics::Update {
+            name,
+            kind: aigw_core::metrics::Kind::Counter,
+            value: 1,
+        });
     }
 }
 

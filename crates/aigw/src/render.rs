@@ -274,7 +274,8 @@ fn all_env_keys(g: &Gateway) -> Vec<String> {
 /// `.<label>.<value>` pairs (e.g. `aigw.key_requests_total.provider.p.key.k`).
 fn stats_config() -> Value {
     let tag = |name: &str| json!({"tag_name": name, "regex": format!(r"^wasmcustom\.aigw\..*?(\.{name}\.([^.]+))(?:\.|$)")});
-    json!({"stats_tags": [tag("provider"), tag("key"), tag("class"), tag("how")]})
+    let tags: Vec<Value> = aigw_core::metrics::LABELS.iter().map(|l| tag(l)).collect();
+    json!({"stats_tags": tags})
 }
 
 /// Every request as one JSON line on Envoy's stdout. No header that can carry
@@ -293,6 +294,13 @@ fn access_log() -> Value {
                 "flags": "%RESPONSE_FLAGS%",
                 "details": "%RESPONSE_CODE_DETAILS%",
                 "consumer": "%FILTER_STATE(wasm.aigw_consumer:PLAIN)%",
+                "model": "%FILTER_STATE(wasm.aigw_model:PLAIN)%",
+                "served_model": "%RESP(X-AIGW-MODEL)%",
+                "input_tokens": "%FILTER_STATE(wasm.aigw_input_tokens:PLAIN)%",
+                "output_tokens": "%FILTER_STATE(wasm.aigw_output_tokens:PLAIN)%",
+                "total_tokens": "%FILTER_STATE(wasm.aigw_total_tokens:PLAIN)%",
+                "tokens_source": "%FILTER_STATE(wasm.aigw_tokens_source:PLAIN)%",
+                "ttft_ms": "%FILTER_STATE(wasm.aigw_ttft_ms:PLAIN)%",
                 "route": "%ROUTE_NAME%",
                 "cluster": "%UPSTREAM_CLUSTER%",
                 "provider": "%RESP(X-AIGW-PROVIDER)%",

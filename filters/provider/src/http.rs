@@ -9,9 +9,10 @@ use aigw_core::error::{ApiError, ClientApi};
 use aigw_core::flow::provider::KeyChoice;
 use aigw_core::flow::provider::{self, AttemptPlan, ResponsePlan};
 use aigw_core::headers::{self, StreamMode};
-use aigw_core::hostmeta;
 use aigw_core::keypool::{self, Outcome, PoolState, State};
 use aigw_core::provider::Protocol;
+use aigw_core::{hostmeta, metrics};
+use aigw_wasm::MetricCache;
 
 use crate::root::{Member, Shared};
 use proxy_wasm::traits::{Context, HttpContext};
@@ -40,6 +41,8 @@ pub struct ProviderHttp {
     /// attempt's provider.
     more_targets: bool,
     refusals_move_on: bool,
+    metrics: Rc<MetricCache>,
+    retry_counted: bool,
     phase: Phase,
     attempt: Option<AttemptPlan>,
     route: Option<String>,
@@ -55,7 +58,13 @@ pub struct ProviderHttp {
 }
 
 impl ProviderHttp {
-    pub fn new(id: u32, first: Member, members: Rc<Vec<Member>>, refusals_move_on: bool) -> Self {
+    pub fn new(
+        id: u32,
+        first: Member,
+        members: Rc<Vec<Member>>,
+        refusals_move_on: bool,
+        metrics: Rc<MetricCache>,
+    ) -> Self {
         let Member { plan, shared } = first;
         ProviderHttp {
             id,
@@ -63,6 +72,8 @@ impl ProviderHttp {
             members,
             more_targets: false,
             refusals_move_on,
+            metrics,
+            retry_counted: false,
             phase: Phase::Start,
             attempt: None,
             route: None,
@@ -99,6 +110,16 @@ impl ProviderHttp {
                 self.plan = m.plan;
                 self.shared = m.shared;
                 self.more_targets = self.refusals_move_on && i + 1 < self.members.len();
+                if i > 0 {
+                    // Envoy moved this request along its chain to this provider.
+                    let model = aigw_wasm::request_property(self, headers::property::MODEL)
+                        .unwrap_or_default();
+                    if let Ok(mut fold) = self.metrics.fold.try_borrow_mut() {
+                        let name = metrics::fallback_name(&mut fold, &model, &self.plan.name);
+                        drop(fold);
+                        self.metrics.count(name);
+                    }
+                }
                 Ok(())
             }
             _ => {
@@ -130,6 +151,15 @@ impl ProviderHttp {
                 n,
             );
             let tried = self.shared.tried.borrow().get(&self.request_id);
+            if !tried.is_empty() && !self.retry_counted {
+                // Another attempt of this request on this provider: a key retry.
+                self.retry_counted = true;
+                if let Ok(mut fold) = self.metrics.fold.try_borrow_mut() {
+                    let name = metrics::retry_name(&mut fold, &self.plan.name);
+                    drop(fold);
+                    self.metrics.count(name);
+                }
+            }
             let sticky = self
                 .plan
                 .sticky_header

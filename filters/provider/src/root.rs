@@ -66,6 +66,8 @@ pub struct ProviderRoot {
     members: Rc<Vec<Member>>,
     /// In a chain: a provider's refusal moves the request on.
     refusals_move_on: bool,
+    /// Fallback and retry counters, defined on first use.
+    metrics: Rc<aigw_wasm::MetricCache>,
     /// Probes in flight: call token → key index.
     probes: HashMap<u32, usize>,
 }
@@ -291,6 +293,7 @@ impl RootContext for ProviderRoot {
             first,
             Rc::clone(&self.members),
             self.refusals_move_on,
+            Rc::clone(&self.metrics),
         )))
     }
     fn get_type(&self) -> Option<ContextType> {

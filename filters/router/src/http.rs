@@ -9,11 +9,13 @@ use aigw_core::error::{ApiError, ClientApi};
 use aigw_core::flow::consumer::{self, Ending};
 use aigw_core::flow::router::{self, HeadersDecision, RouteDecision};
 use aigw_core::headers::{self, StreamMode};
+use aigw_core::metrics::RequestSample;
 use aigw_core::quota::{self, RateStatus, Reservation};
 use aigw_core::stream::{
     anthropic_early_end, openai_early_end, AnthropicStream, ChunkOutput, OpenAiStream,
 };
 use aigw_core::usage::Usage;
+use aigw_core::usage::{self, UsageSource};
 use proxy_wasm::traits::{Context, HttpContext};
 
 use crate::root::RouterMetrics;
@@ -71,9 +73,19 @@ pub struct RouterHttp {
     body_ended: bool,
     /// The provider that answered (`x-aigw-provider`), for logs and metrics.
     provider: Option<String>,
+    /// The model it was asked for (`x-aigw-model`).
+    served_model: Option<String>,
     /// The response is a stream.
     streaming: bool,
     metrics: Rc<RouterMetrics>,
+    /// When the request arrived, and when the first byte of a streamed
+    /// response went out (milliseconds since the epoch).
+    start_ms: u64,
+    first_byte_ms: Option<u64>,
+    /// The model the client asked for, once read.
+    model: Option<String>,
+    /// The prompt's estimated tokens, for a response without usage.
+    prompt_tokens: u64,
 }
 
 impl RouterHttp {
@@ -91,8 +103,13 @@ impl RouterHttp {
             complete: false,
             body_ended: false,
             provider: None,
+            served_model: None,
             streaming: false,
             metrics,
+            start_ms: 0,
+            first_byte_ms: None,
+            model: None,
+            prompt_tokens: 0,
         }
     }
 
@@ -217,6 +234,51 @@ impl RouterHttp {
         self.metrics.stream_interrupted(provider, self.body_ended);
     }
 
+    /// The token counts for the access log, in filter state.
+    fn log_usage_properties(&self) {
+        let Some(u) = &self.usage else { return };
+        for (property, n) in [
+            (headers::property::INPUT_TOKENS, u.input_tokens),
+            (headers::property::OUTPUT_TOKENS, u.output_tokens),
+            (headers::property::TOTAL_TOKENS, u.total_tokens),
+        ] {
+            if let Some(n) = n {
+                aigw_wasm::set_request_property(self, property, &n.to_string());
+            }
+        }
+        let source = match u.source {
+            UsageSource::Reported => "reported",
+            UsageSource::Estimated => "estimated",
+        };
+        aigw_wasm::set_request_property(self, headers::property::TOKENS_SOURCE, source);
+    }
+
+    /// The request's metrics: count, tokens, timings.
+    fn record_request(&self) {
+        let now = aigw_wasm::now_ms(self);
+        let consumer = self
+            .consumer
+            .and_then(|i| self.plan.consumers.get(i))
+            .map_or("", |c| c.name.as_str());
+        // The gateway's own replies and failed answers carry no tokens; a
+        // reset stream carries what it had reported.
+        let sample = RequestSample {
+            model: self.model.as_deref().unwrap_or(""),
+            served_model: self.served_model.as_deref().unwrap_or(""),
+            provider: self.provider.as_deref().unwrap_or(""),
+            consumer,
+            status: self.status,
+            usage: self.usage.as_ref(),
+            duration_ms: now.saturating_sub(self.start_ms),
+            ttft_ms: self.first_byte_ms.map(|t| t.saturating_sub(self.start_ms)),
+            stream_ms: self
+                .first_byte_ms
+                .filter(|_| self.body_ended)
+                .map(|t| now.saturating_sub(t)),
+        };
+        self.metrics.request(&sample);
+    }
+
     /// Releases the reservation and charges what the request used.
     fn settle(&mut self) {
         let Some(hold) = self.hold.take() else {
@@ -227,11 +289,17 @@ impl RouterHttp {
             return;
         };
         let details = aigw_wasm::response_code_details();
+        // Only what the provider reported settles a budget; the gateway's own
+        // estimate does not (the reservation stands instead).
+        let reported = self
+            .usage
+            .as_ref()
+            .filter(|u| u.source == UsageSource::Reported);
         let ending = match self.status {
             None => Ending::NoResponse,
             Some(status) => Ending::Responded {
                 status,
-                usage: self.usage.as_ref(),
+                usage: reported,
                 complete: self.complete,
                 details: &details,
             },
@@ -266,6 +334,7 @@ impl Context for RouterHttp {}
 
 impl HttpContext for RouterHttp {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        self.start_ms = aigw_wasm::now_ms(self);
         // Nothing the client sends may pose as the gateway's own decisions.
         aigw_wasm::strip_internal_request_headers(self);
         let method = self.get_http_request_header(":method").unwrap_or_default();
@@ -319,6 +388,8 @@ impl HttpContext for RouterHttp {
         let body = self.get_http_request_body(0, body_size).unwrap_or_default();
         match router::route_body(&self.plan, self.consumer, op, &body, &self.sticky_headers) {
             Ok(decision) => {
+                self.model = Some(decision.model.clone());
+                self.prompt_tokens = decision.prompt_tokens;
                 if let Err(action) = self.reserve(&decision) {
                     return action;
                 }
@@ -371,12 +442,13 @@ impl HttpContext for RouterHttp {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let status = aigw_wasm::response_status(self);
+        self.status = Some(status);
         let Phase::Forwarded(decision) = &self.phase else {
             return Action::Continue;
         };
-        let status = aigw_wasm::response_status(self);
-        self.status = Some(status);
         self.provider = self.get_http_response_header(headers::SERVED_BY);
+        self.served_model = self.get_http_response_header(headers::SERVED_MODEL);
         if self.consumer.is_some() {
             // The provider's limits describe the gateway's account, not this
             // caller: they are replaced by the consumer's own.
@@ -422,6 +494,12 @@ impl HttpContext for RouterHttp {
         if matches!(self.response, Response::Ignored) {
             return Action::Continue;
         }
+        if self.streaming && body_size > 0 && self.first_byte_ms.is_none() {
+            let now = aigw_wasm::now_ms(self);
+            self.first_byte_ms = Some(now);
+            let ttft = now.saturating_sub(self.start_ms).to_string();
+            aigw_wasm::set_request_property(self, headers::property::TTFT_MS, &ttft);
+        }
         let chunk = if body_size > 0 {
             self.get_http_response_body(0, body_size)
                 .unwrap_or_default()
@@ -433,10 +511,19 @@ impl HttpContext for RouterHttp {
             Response::Json(copy, api) => {
                 copy.push(&chunk);
                 if end_of_stream {
-                    self.usage = copy.get().and_then(|body| match api {
+                    let body = copy.get();
+                    self.usage = body.and_then(|body| match api {
                         ClientApi::OpenAi => Usage::from_openai_body(body),
                         ClientApi::Anthropic => Usage::from_anthropic_body(body),
                     });
+                    if self.usage.is_none() {
+                        let output = body.and_then(|body| match api {
+                            ClientApi::OpenAi => usage::openai_body_output(body),
+                            ClientApi::Anthropic => usage::anthropic_body_output(body),
+                        });
+                        self.usage =
+                            Some(Usage::estimated(self.prompt_tokens, output.unwrap_or(0)));
+                    }
                     self.complete = true;
                 }
                 None
@@ -445,7 +532,12 @@ impl HttpContext for RouterHttp {
                 stream.push(&chunk);
                 if end_of_stream {
                     stream.finish();
-                    self.usage = stream.usage();
+                    self.usage = stream.usage().or_else(|| {
+                        Some(Usage::estimated(
+                            self.prompt_tokens,
+                            stream.output_estimate(),
+                        ))
+                    });
                     self.complete = stream.saw_stop();
                     if !stream.ended_properly() {
                         // Never a silent truncation that looks like an end.
@@ -463,7 +555,12 @@ impl HttpContext for RouterHttp {
                 let out = stream.push(&chunk);
                 let out = if end_of_stream {
                     let tail = stream.finish();
-                    self.usage = stream.usage().cloned();
+                    self.usage = stream.usage().cloned().or_else(|| {
+                        Some(Usage::estimated(
+                            self.prompt_tokens,
+                            stream.output_estimate(),
+                        ))
+                    });
                     self.complete = stream.saw_done();
                     let out = join(out, tail, &chunk);
                     if stream.ended_properly() {
@@ -485,6 +582,9 @@ impl HttpContext for RouterHttp {
         if let Some(bytes) = output {
             self.set_http_response_body(0, body_size, &bytes);
         }
+        if end_of_stream {
+            self.log_usage_properties();
+        }
         // Never hold a response: every chunk goes on as it arrives.
         Action::Continue
     }
@@ -492,6 +592,7 @@ impl HttpContext for RouterHttp {
     fn on_log(&mut self) {
         self.settle();
         self.record_stream_end();
+        self.record_request();
         if let Phase::Forwarded(decision) = &self.phase {
             match &self.usage {
                 Some(u) => log::debug!(

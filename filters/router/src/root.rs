@@ -1,10 +1,9 @@
 //! Configuration: parse and compile in `on_configure`, refuse a bad config.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
-use aigw_wasm::{metric_label, Metric};
+use aigw_core::metrics::{request_updates, RequestSample};
+use aigw_wasm::MetricCache;
 
 use aigw_core::config::parse_json;
 use aigw_core::config::router::{RouterConfig, RouterPlan};
@@ -19,30 +18,35 @@ pub struct RouterRoot {
     metrics: Rc<RouterMetrics>,
 }
 
-/// The router filter's metrics, defined on first use per label value (the
-/// provider names come from the provider filter's `x-aigw-provider`, so they
-/// are the configured providers, a bounded set).
+/// The router filter's metrics, defined on first use (their names carry
+/// their labels; [`aigw_core::metrics`] bounds the values).
 #[derive(Default)]
 pub struct RouterMetrics {
-    interrupted: RefCell<HashMap<(String, bool), Metric>>,
+    pub cache: MetricCache,
 }
 
 impl RouterMetrics {
     /// `aigw.streams_interrupted_total.provider.<p>.how.<ended_early|reset>`.
     pub fn stream_interrupted(&self, provider: &str, ended_early: bool) {
-        let Ok(mut map) = self.interrupted.try_borrow_mut() else {
-            return;
+        let how = if ended_early { "ended_early" } else { "reset" };
+        let provider = match self.cache.fold.try_borrow_mut() {
+            Ok(mut fold) => fold.value("provider", provider),
+            Err(_) => return,
         };
-        let metric = map
-            .entry((provider.to_string(), ended_early))
-            .or_insert_with(|| {
-                let how = if ended_early { "ended_early" } else { "reset" };
-                Metric::counter(&format!(
-                    "aigw.streams_interrupted_total.provider.{}.how.{how}",
-                    metric_label(provider)
-                ))
-            });
-        metric.add(1);
+        self.cache.count(format!(
+            "aigw.streams_interrupted_total.provider.{provider}.how.{how}"
+        ));
+    }
+
+    /// The metrics of a request that ended.
+    pub fn request(&self, sample: &RequestSample<'_>) {
+        let updates = match self.cache.fold.try_borrow_mut() {
+            Ok(mut fold) => request_updates(sample, &mut fold),
+            Err(_) => return,
+        };
+        for u in &updates {
+            self.cache.apply(u);
+        }
     }
 }
 

@@ -6,9 +6,7 @@ use crate::config::router::{RouterPlan, StickyBy};
 use crate::error::{ApiError, ClientApi};
 use crate::flow::consumer::{check_model, reservation_tokens};
 use crate::headers::StreamMode;
-use crate::schema::openai::{
-    model_body, summarize_request, summarize_request_with_estimate, ModelObject,
-};
+use crate::schema::openai::{model_body, summarize_request_with_estimate, ModelObject};
 
 /// What to do with the request headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +113,8 @@ pub struct RouteDecision {
     pub stream: Option<StreamMode>,
     /// Tokens to reserve from the consumer's budget (0 without a consumer).
     pub reserve_tokens: u64,
+    /// The prompt's estimated tokens.
+    pub prompt_tokens: u64,
 }
 
 /// Decides on the complete request body.
@@ -132,11 +132,9 @@ pub fn route_body(
         ));
     }
     let consumer = consumer.and_then(|i| plan.consumers.get(i));
-    let summary = if consumer.is_some_and(|c| c.limits.counts_tokens()) {
-        summarize_request_with_estimate(body)?
-    } else {
-        summarize_request(body)?
-    };
+    // The prompt's estimate: for a consumer's reservation, and for the token
+    // count of a response whose provider reports none.
+    let summary = summarize_request_with_estimate(body)?;
     if let Some(c) = consumer {
         check_model(c, &summary.model)?;
     }
@@ -174,6 +172,7 @@ pub fn route_body(
         model: summary.model,
         stream,
         reserve_tokens,
+        prompt_tokens: summary.prompt_tokens,
     })
 }
 
@@ -479,6 +478,7 @@ mod tests {
                 route: "m0".into(),
                 stream: Some(StreamMode::Plain),
                 reserve_tokens: 0,
+                prompt_tokens: 0,
             }
         );
         let d = route_body(

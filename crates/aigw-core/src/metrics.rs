@@ -1,0 +1,281 @@
+//! The gateway's request metrics: names, labels, values. Pure: the filter
+//! defines each metric by the name given here (once per worker) and records
+//! the value.
+//!
+//! Labels are encoded in the metric name as `.<label>.<value>` pairs
+//! (`aigw.requests_total.model.gpt-4o.….status.2xx`) and turned into
+//! Prometheus labels by the `stats_tags` `aigw` renders. Values are
+//! sanitized (anything but letters, digits, `-` and `_` becomes `_`, since a
+//! `.` would end the value) and bounded: past [`DEFAULT_LABEL_CAP`] distinct
+//! values of one label on a worker, new values fold into `other`.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::usage::{Usage, UsageSource};
+
+/// The value of a label past its cap.
+pub const OTHER: &str = "other";
+/// The value of a label that does not apply (no consumer, no provider…).
+pub const NONE: &str = "none";
+/// Distinct values kept per label and worker before folding into `other`.
+pub const DEFAULT_LABEL_CAP: usize = 100;
+/// Longest label value kept (longer ones are cut).
+const MAX_VALUE_LEN: usize = 64;
+
+/// Every label the gateway's metrics use, for the rendered `stats_tags`.
+pub const LABELS: &[&str] = &[
+    "model",
+    "served_model",
+    "provider",
+    "consumer",
+    "status",
+    "type",
+    "source",
+    "key",
+    "class",
+    "how",
+];
+
+/// A label value safe inside a metric name.
+pub fn sanitize(value: &str) -> String {
+    if value.is_empty() {
+        return NONE.to_string();
+    }
+    value
+        .chars()
+        .take(MAX_VALUE_LEN)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Bounds the distinct values of each label (per worker).
+#[derive(Debug, Clone)]
+pub struct LabelFold {
+    cap: usize,
+    seen: HashMap<&'static str, HashSet<String>>,
+}
+
+impl Default for LabelFold {
+    fn default() -> Self {
+        LabelFold::new(DEFAULT_LABEL_CAP)
+    }
+}
+
+impl LabelFold {
+    pub fn new(cap: usize) -> LabelFold {
+        LabelFold {
+            cap,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The value to use for `label`: sanitized, or `other` once the label has
+    /// `cap` other values.
+    pub fn value(&mut self, label: &'static str, raw: &str) -> String {
+        let v = sanitize(raw);
+        let seen = self.seen.entry(label).or_default();
+        if seen.contains(&v) || v == NONE {
+            return v;
+        }
+        if seen.len() >= self.cap {
+            return OTHER.to_string();
+        }
+        seen.insert(v.clone());
+        v
+    }
+}
+
+/// How a metric is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Counter,
+    Histogram,
+}
+
+/// One metric update: add `value` to a counter, or record it in a histogram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    pub name: String,
+    pub kind: Kind,
+    pub value: u64,
+}
+
+/// What the router filter knows of a request when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct RequestSample<'a> {
+    /// The model the client asked for.
+    pub model: &'a str,
+    /// The model the provider was asked for (`x-aigw-model`).
+    pub served_model: &'a str,
+    pub provider: &'a str,
+    pub consumer: &'a str,
+    /// The response status; `None` when no response started.
+    pub status: Option<u16>,
+    pub usage: Option<&'a Usage>,
+    pub duration_ms: u64,
+    /// Streams: request start to the first byte of the response body.
+    pub ttft_ms: Option<u64>,
+    /// Streams: first byte to the end of the stream.
+    pub stream_ms: Option<u64>,
+}
+
+/// `2xx`, `4xx`, `5xx`…, or `none` without a response.
+pub fn status_class(status: Option<u16>) -> &'static str {
+    match status {
+        Some(100..=199) => "1xx",
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        _ => NONE,
+    }
+}
+
+/// The updates for one request.
+pub fn request_updates(s: &RequestSample<'_>, fold: &mut LabelFold) -> Vec<Update> {
+    let model = fold.value("model", s.model);
+    let served = fold.value("served_model", s.served_model);
+    let provider = fold.value("provider", s.provider);
+    let consumer = fold.value("consumer", s.consumer);
+    let mut out = vec![Update {
+        name: format!(
+            "aigw.requests_total.model.{model}.served_model.{served}.provider.{provider}.consumer.{consumer}.status.{}",
+            status_class(s.status)
+        ),
+        kind: Kind::Counter,
+        value: 1,
+    }];
+    if let Some(u) = s.usage {
+        let source = match u.source {
+            UsageSource::Reported => "reported",
+            UsageSource::Estimated => "estimated",
+        };
+        for (kind, n) in [
+            ("input", u.input_tokens),
+            ("output", u.output_tokens),
+            ("total", u.total_tokens),
+            ("cached", u.cached_input_tokens),
+            ("reasoning", u.reasoning_tokens),
+        ] {
+            if let Some(n) = n {
+                out.push(Update {
+                    name: format!(
+                        "aigw.tokens_total.model.{model}.served_model.{served}.provider.{provider}.consumer.{consumer}.type.{kind}.source.{source}"
+                    ),
+                    kind: Kind::Counter,
+                    value: n,
+                });
+            }
+        }
+    }
+    let timing = format!("model.{model}.provider.{provider}.consumer.{consumer}");
+    out.push(Update {
+        name: format!("aigw.request_duration_ms.{timing}"),
+        kind: Kind::Histogram,
+        value: s.duration_ms,
+    });
+    if let Some(ms) = s.ttft_ms {
+        out.push(Update {
+            name: format!("aigw.time_to_first_token_ms.{timing}"),
+            kind: Kind::Histogram,
+            value: ms,
+        });
+    }
+    if let Some(ms) = s.stream_ms {
+        out.push(Update {
+            name: format!("aigw.stream_duration_ms.{timing}"),
+            kind: Kind::Histogram,
+            value: ms,
+        });
+    }
+    out
+}
+
+/// `aigw.fallbacks_total.model.<m>.provider.<p>`: an attempt that moved along
+/// a fallback chain to this provider.
+pub fn fallback_name(fold: &mut LabelFold, model: &str, provider: &str) -> String {
+    format!(
+        "aigw.fallbacks_total.model.{}.provider.{}",
+        fold.value("model", model),
+        fold.value("provider", provider)
+    )
+}
+
+/// `aigw.retries_total.provider.<p>`: an attempt on another key of the
+/// same provider.
+pub fn retry_name(fold: &mut LabelFold, provider: &str) -> String {
+    format!(
+        "aigw.retries_total.provider.{}",
+        fold.value("provider", provider)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_sanitized_and_bounded() {
+        assert_eq!(sanitize("gemini-2.5-flash"), "gemini-2_5-flash");
+        assert_eq!(sanitize("a/b c"), "a_b_c");
+        assert_eq!(sanitize(""), "none");
+        assert_eq!(sanitize(&"x".repeat(100)).len(), 64);
+        let mut f = LabelFold::new(2);
+        assert_eq!(f.value("model", "a"), "a");
+        assert_eq!(f.value("model", "b"), "b");
+        assert_eq!(f.value("model", "c"), "other");
+        assert_eq!(f.value("model", "a"), "a");
+        // Each label has its own budget.
+        assert_eq!(f.value("provider", "c"), "c");
+    }
+
+    #[test]
+    fn a_request_gives_a_count_its_tokens_and_its_timings() {
+        let usage = Usage {
+            input_tokens: Some(3),
+            output_tokens: Some(6),
+            total_tokens: Some(9),
+            ..Usage::default()
+        };
+        let s = RequestSample {
+            model: "chat",
+            served_model: "deepseek-chat",
+            provider: "deepseek",
+            consumer: "",
+            status: Some(200),
+            usage: Some(&usage),
+            duration_ms: 12,
+            ttft_ms: Some(3),
+            stream_ms: Some(9),
+        };
+        let u = request_updates(&s, &mut LabelFold::default());
+        let names: Vec<&str> = u.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(
+            names[0],
+            "aigw.requests_total.model.chat.served_model.deepseek-chat.provider.deepseek.consumer.none.status.2xx"
+        );
+        assert!(names.contains(
+            &"aigw.tokens_total.model.chat.served_model.deepseek-chat.provider.deepseek.consumer.none.type.output.source.reported"
+        ));
+        assert_eq!(
+            u.iter()
+                .filter(|u| u.name.starts_with("aigw.tokens_total"))
+                .count(),
+            3
+        );
+        assert!(u.contains(&Update {
+            name: "aigw.time_to_first_token_ms.model.chat.provider.deepseek.consumer.none".into(),
+            kind: Kind::Histogram,
+            value: 3
+        }));
+        assert_eq!(u.len(), 1 + 3 + 3);
+        assert_eq!(status_class(None), "none");
+        assert_eq!(status_class(Some(429)), "4xx");
+    }
+}
