@@ -16,8 +16,12 @@ from harness import NEVER_REFUSE, gateway_yaml, provider
 HI = [{"role": "user", "content": "hi"}]
 # The mock's usage for HI: prompt 2, completion 6 (its six words).
 KEYS = {"team-a": "sk-aigw-observability-team-a", "team-b": "sk-aigw-observability-team-b"}
-# The gateway's estimate of HI as a prompt: one object (3) + "user" (1) + "hi" (1).
-HI_PROMPT_ESTIMATE = 5
+
+
+def body_estimate(body: dict) -> int:
+    """Without a token-limited consumer, the gateway estimates a prompt at a
+    quarter token per byte of the request body (as the harness sends it)."""
+    return math.ceil(len(json.dumps(body).encode()) / 4)
 
 
 @pytest.fixture(scope="module")
@@ -192,14 +196,15 @@ def test_tokens_are_estimated_when_the_provider_reports_none(env):
     gw, *_ = env
     labels = dict(LABELS)
     before = scrape(gw)
-    r = gw.chat({"model": "gpt", "messages": HI},
-                headers={**auth("team-a"), "x-mock-usage": "omit", "x-request-id": "obs-estimate"})
+    body = {"model": "gpt", "messages": HI}
+    r = gw.chat(body, headers={**auth("team-a"), "x-mock-usage": "omit", "x-request-id": "obs-estimate"})
     assert r.status == 200 and "usage" not in r.json()
     out = estimate(r.json()["choices"][0]["message"]["content"])
     m = scrape(gw)
     d = lambda kind: value(m, "aigw_tokens_total", **labels, type=kind, source="estimated") \
         - value(before, "aigw_tokens_total", **labels, type=kind, source="estimated")
-    assert (d("input"), d("output"), d("total")) == (HI_PROMPT_ESTIMATE, out, HI_PROMPT_ESTIMATE + out)
+    inp = body_estimate(body)
+    assert (d("input"), d("output"), d("total")) == (inp, out, inp + out)
     line = log_line(gw, "obs-estimate")
     assert line["tokens_source"] == "estimated"
     assert line["output_tokens"] == str(out)
@@ -227,6 +232,44 @@ def test_too_many_distinct_models_fold_into_other(env):
     other = sum(v for (n, l), v in m.items() if n == "aigw_requests_total" and dict(l)["model"] == "other")
     assert other + sum(v for (n, l), v in m.items()
                        if n == "aigw_requests_total" and dict(l)["model"].startswith("any-")) == 230
-    # Label values are sanitized: a dot would end the value in the metric name.
+    # Each worker named at most 100 models; both workers served some.
+    assert 100 <= len(any_models) <= 200, len(any_models)
+
+
+def test_label_values_are_sanitized_and_configured_models_keep_their_names(env):
+    gw, *_ = env
+    # A dot would end the value in the metric name: it becomes `_`.
     r = gw.chat({"model": "any-2.5.x", "messages": HI}, headers=auth("team-b"))
     assert r.status == 200
+    m = scrape(gw)
+    models = {dict(l)["model"] for (n, l), _ in m.items() if n == "aigw_requests_total"}
+    assert "any-2_5_x" in models or "other" in models
+    assert not any("." in v for v in models)
+    # A model named like a label cannot pose as one.
+    r = gw.chat({"model": "any-x", "messages": HI}, headers=auth("team-b"))
+    assert r.status == 200
+    # Configured names are never folded, however many others came first.
+    r = gw.chat({"model": "gpt", "messages": HI}, headers=auth("team-b"))
+    assert r.status == 200
+    m = scrape(gw)
+    assert value(m, "aigw_requests_total", model="gpt", served_model="gpt", provider="pa",
+                 consumer="team-b", status="2xx") >= 1
+    # Every aigw metric family is clean: labels became labels.
+    families = {n for n, _ in m}
+    assert all(re.fullmatch(r"aigw_[a-z_]+", f) for f in families), families
+    assert not any("_model_" in f or "_provider_" in f for f in families), families
+
+
+def test_an_anthropic_client_of_a_provider_without_usage_gets_estimated_tokens(env):
+    gw, *_ = env
+    before = scrape(gw)
+    r = gw.request("POST", "/v1/messages", {"model": "gpt", "max_tokens": 20, "messages": HI},
+                   headers={**auth("team-a"), "x-mock-usage": "omit", "x-request-id": "obs-anthropic"})
+    assert r.status == 200, r.body
+    m = scrape(gw)
+    d = lambda source: value(m, "aigw_tokens_total", **LABELS, type="output", source=source) \
+        - value(before, "aigw_tokens_total", **LABELS, type="output", source=source)
+    # The converter's all-zero usage is not taken for a report.
+    assert d("reported") == 0
+    assert d("estimated") == estimate(r.json()["content"][0]["text"])
+    assert log_line(gw, "obs-anthropic")["tokens_source"] == "estimated"

@@ -36,12 +36,13 @@ pub const LABELS: &[&str] = &[
     "how",
 ];
 
-/// A label value safe inside a metric name.
+/// A label value safe inside a metric name. A value that is a label's name
+/// gets a trailing `_`: in the name it would read as that label.
 pub fn sanitize(value: &str) -> String {
     if value.is_empty() {
         return NONE.to_string();
     }
-    value
+    let mut v: String = value
         .chars()
         .take(MAX_VALUE_LEN)
         .map(|c| {
@@ -51,14 +52,23 @@ pub fn sanitize(value: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    if LABELS.contains(&v.as_str()) {
+        v.push('_');
+    }
+    v
 }
+
+/// Most metric series one worker defines; past it, new series are dropped
+/// (Envoy never frees a stat).
+pub const MAX_SERIES: usize = 5_000;
 
 /// Bounds the distinct values of each label (per worker).
 #[derive(Debug, Clone)]
 pub struct LabelFold {
     cap: usize,
     seen: HashMap<&'static str, HashSet<String>>,
+    kept: HashMap<&'static str, HashSet<String>>,
 }
 
 impl Default for LabelFold {
@@ -72,6 +82,16 @@ impl LabelFold {
         LabelFold {
             cap,
             seen: HashMap::new(),
+            kept: HashMap::new(),
+        }
+    }
+
+    /// Values that always keep their own name (configured models,
+    /// consumers), outside the cap.
+    pub fn keep(&mut self, label: &'static str, values: &[&str]) {
+        let kept = self.kept.entry(label).or_default();
+        for v in values {
+            kept.insert(sanitize(v));
         }
     }
 
@@ -79,6 +99,9 @@ impl LabelFold {
     /// `cap` other values.
     pub fn value(&mut self, label: &'static str, raw: &str) -> String {
         let v = sanitize(raw);
+        if self.kept.get(label).is_some_and(|k| k.contains(&v)) {
+            return v;
+        }
         let seen = self.seen.entry(label).or_default();
         if seen.contains(&v) || v == NONE {
             return v;
@@ -233,6 +256,33 @@ mod tests {
         assert_eq!(f.value("model", "a"), "a");
         // Each label has its own budget.
         assert_eq!(f.value("provider", "c"), "c");
+        // Configured values never fold.
+        f.keep("model", &["gpt-4o"]);
+        assert_eq!(f.value("model", "gpt-4o"), "gpt-4o");
+    }
+
+    #[test]
+    fn a_value_named_like_a_label_cannot_pose_as_one() {
+        for label in LABELS {
+            assert_eq!(sanitize(label), format!("{label}_"));
+        }
+        let s = RequestSample {
+            model: "provider",
+            served_model: "status",
+            provider: "consumer",
+            consumer: "type",
+            status: Some(200),
+            ..RequestSample::default()
+        };
+        let name = &request_updates(&s, &mut LabelFold::default())[0].name;
+        assert_eq!(
+            name,
+            "aigw.requests_total.model.provider_.served_model.status_.provider.consumer_.consumer.type_.status.2xx"
+        );
+        // Each `.<label>.` appears once, so each tag's regex finds its own.
+        for label in ["model", "served_model", "provider", "consumer", "status"] {
+            assert_eq!(name.matches(&format!(".{label}.")).count(), 1, "{label}");
+        }
     }
 
     #[test]

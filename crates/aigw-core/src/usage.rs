@@ -126,6 +126,24 @@ impl Usage {
         }
     }
 
+    /// A usage that says nothing: all zero. A converter writes one when the
+    /// provider reported none (Anthropic's schema requires `usage`); no real
+    /// request uses zero tokens.
+    pub fn is_empty_report(&self) -> bool {
+        self.total_tokens.unwrap_or(0) == 0
+            && self.input_tokens.unwrap_or(0) == 0
+            && self.output_tokens.unwrap_or(0) == 0
+    }
+
+    /// The usage the provider reported, or the gateway's estimate when it
+    /// reported none (or an empty one).
+    pub fn or_estimate(reported: Option<Usage>, input: u64, output: u64) -> Usage {
+        match reported {
+            Some(u) if !u.is_empty_report() => u,
+            _ => Usage::estimated(input, output),
+        }
+    }
+
     /// Reads `usage` from a complete (non-streamed) OpenAI response body.
     pub fn from_openai_body(body: &[u8]) -> Option<Usage> {
         let peek: crate::schema::openai::UsagePeek = serde_json::from_slice(body).ok()?;
@@ -195,6 +213,18 @@ mod tests {
             (u.total_tokens, u.source),
             (Some(17), UsageSource::Estimated)
         );
+        // An all-zero report (a converter's placeholder) is no report.
+        let zero = Usage {
+            input_tokens: Some(0),
+            output_tokens: Some(0),
+            ..Usage::default()
+        };
+        assert_eq!(
+            Usage::or_estimate(Some(zero), 4, 5).source,
+            UsageSource::Estimated
+        );
+        let real = Usage::estimated(1, 1);
+        assert_eq!(Usage::or_estimate(Some(real.clone()), 4, 5), real);
     }
 
     #[test]

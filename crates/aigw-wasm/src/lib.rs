@@ -210,12 +210,28 @@ impl MetricCache {
         let Ok(mut defined) = self.defined.try_borrow_mut() else {
             return;
         };
-        let metric = *defined
-            .entry(u.name.clone())
-            .or_insert_with(|| match u.kind {
-                aigw_core::metrics::Kind::Counter => Metric::counter(&u.name),
-                aigw_core::metrics::Kind::Histogram => Metric::histogram(&u.name),
-            });
+        let metric = match defined.get(&u.name) {
+            Some(m) => *m,
+            None => {
+                if defined.len() >= aigw_core::metrics::MAX_SERIES {
+                    if defined.len() == aigw_core::metrics::MAX_SERIES {
+                        log::warn!(
+                            "aigw: {} metric series on this worker; new ones are dropped",
+                            aigw_core::metrics::MAX_SERIES
+                        );
+                        // Marks the warning as given.
+                        defined.insert(String::new(), Metric(None));
+                    }
+                    return;
+                }
+                let m = match u.kind {
+                    aigw_core::metrics::Kind::Counter => Metric::counter(&u.name),
+                    aigw_core::metrics::Kind::Histogram => Metric::histogram(&u.name),
+                };
+                defined.insert(u.name.clone(), m);
+                m
+            }
+        };
         match u.kind {
             aigw_core::metrics::Kind::Counter => {
                 metric.add(i64::try_from(u.value).unwrap_or(i64::MAX))

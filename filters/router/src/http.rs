@@ -82,6 +82,9 @@ pub struct RouterHttp {
     /// response went out (milliseconds since the epoch).
     start_ms: u64,
     first_byte_ms: Option<u64>,
+    /// When the first token of a streamed response went out (the first
+    /// chunk with text: a role-only first chunk does not count).
+    first_token_ms: Option<u64>,
     /// The model the client asked for, once read.
     model: Option<String>,
     /// The prompt's estimated tokens, for a response without usage.
@@ -108,6 +111,7 @@ impl RouterHttp {
             metrics,
             start_ms: 0,
             first_byte_ms: None,
+            first_token_ms: None,
             model: None,
             prompt_tokens: 0,
         }
@@ -234,6 +238,28 @@ impl RouterHttp {
         self.metrics.stream_interrupted(provider, self.body_ended);
     }
 
+    /// Estimated tokens of the text the response carried so far.
+    fn output_so_far(&self) -> u64 {
+        match &self.response {
+            Response::Stream(s) => s.output_estimate(),
+            Response::AnthropicStream(s) => s.output_estimate(),
+            Response::Json(..) | Response::Ignored => 0,
+        }
+    }
+
+    fn stream_usage_so_far(&self) -> Option<Usage> {
+        let reported = match &self.response {
+            Response::Stream(s) => s.usage().cloned(),
+            Response::AnthropicStream(s) => s.usage(),
+            Response::Json(..) | Response::Ignored => return None,
+        };
+        Some(Usage::or_estimate(
+            reported,
+            self.prompt_tokens,
+            self.output_so_far(),
+        ))
+    }
+
     /// The token counts for the access log, in filter state.
     fn log_usage_properties(&self) {
         let Some(u) = &self.usage else { return };
@@ -261,7 +287,7 @@ impl RouterHttp {
             .and_then(|i| self.plan.consumers.get(i))
             .map_or("", |c| c.name.as_str());
         // The gateway's own replies and failed answers carry no tokens; a
-        // reset stream carries what it had reported.
+        // stream that never ended carries what it reported or streamed.
         let sample = RequestSample {
             model: self.model.as_deref().unwrap_or(""),
             served_model: self.served_model.as_deref().unwrap_or(""),
@@ -270,7 +296,7 @@ impl RouterHttp {
             status: self.status,
             usage: self.usage.as_ref(),
             duration_ms: now.saturating_sub(self.start_ms),
-            ttft_ms: self.first_byte_ms.map(|t| t.saturating_sub(self.start_ms)),
+            ttft_ms: self.first_token_ms.map(|t| t.saturating_sub(self.start_ms)),
             stream_ms: self
                 .first_byte_ms
                 .filter(|_| self.body_ended)
@@ -389,6 +415,7 @@ impl HttpContext for RouterHttp {
         match router::route_body(&self.plan, self.consumer, op, &body, &self.sticky_headers) {
             Ok(decision) => {
                 self.model = Some(decision.model.clone());
+                aigw_wasm::set_request_property(self, headers::property::MODEL, &decision.model);
                 self.prompt_tokens = decision.prompt_tokens;
                 if let Err(action) = self.reserve(&decision) {
                     return action;
@@ -399,7 +426,6 @@ impl HttpContext for RouterHttp {
                 let request_id = format!("{:x}-{:x}", aigw_wasm::now_ns(self), self.id);
                 aigw_wasm::set_request_property(self, headers::property::REQUEST_ID, &request_id);
                 aigw_wasm::set_request_property(self, headers::property::ROUTE, &decision.route);
-                aigw_wasm::set_request_property(self, headers::property::MODEL, &decision.model);
                 // Every attempt restores what the client sent, whatever an
                 // earlier attempt (another provider) did to the shared headers.
                 aigw_wasm::set_request_property(
@@ -495,10 +521,7 @@ impl HttpContext for RouterHttp {
             return Action::Continue;
         }
         if self.streaming && body_size > 0 && self.first_byte_ms.is_none() {
-            let now = aigw_wasm::now_ms(self);
-            self.first_byte_ms = Some(now);
-            let ttft = now.saturating_sub(self.start_ms).to_string();
-            aigw_wasm::set_request_property(self, headers::property::TTFT_MS, &ttft);
+            self.first_byte_ms = Some(aigw_wasm::now_ms(self));
         }
         let chunk = if body_size > 0 {
             self.get_http_response_body(0, body_size)
@@ -512,18 +535,21 @@ impl HttpContext for RouterHttp {
                 copy.push(&chunk);
                 if end_of_stream {
                     let body = copy.get();
-                    self.usage = body.and_then(|body| match api {
+                    let reported = body.and_then(|body| match api {
                         ClientApi::OpenAi => Usage::from_openai_body(body),
                         ClientApi::Anthropic => Usage::from_anthropic_body(body),
                     });
-                    if self.usage.is_none() {
-                        let output = body.and_then(|body| match api {
+                    let output = || {
+                        body.and_then(|body| match api {
                             ClientApi::OpenAi => usage::openai_body_output(body),
                             ClientApi::Anthropic => usage::anthropic_body_output(body),
-                        });
-                        self.usage =
-                            Some(Usage::estimated(self.prompt_tokens, output.unwrap_or(0)));
-                    }
+                        })
+                        .unwrap_or(0)
+                    };
+                    self.usage = Some(match reported {
+                        Some(u) if !u.is_empty_report() => u,
+                        _ => Usage::estimated(self.prompt_tokens, output()),
+                    });
                     self.complete = true;
                 }
                 None
@@ -532,12 +558,11 @@ impl HttpContext for RouterHttp {
                 stream.push(&chunk);
                 if end_of_stream {
                     stream.finish();
-                    self.usage = stream.usage().or_else(|| {
-                        Some(Usage::estimated(
-                            self.prompt_tokens,
-                            stream.output_estimate(),
-                        ))
-                    });
+                    self.usage = Some(Usage::or_estimate(
+                        stream.usage(),
+                        self.prompt_tokens,
+                        stream.output_estimate(),
+                    ));
                     self.complete = stream.saw_stop();
                     if !stream.ended_properly() {
                         // Never a silent truncation that looks like an end.
@@ -555,12 +580,11 @@ impl HttpContext for RouterHttp {
                 let out = stream.push(&chunk);
                 let out = if end_of_stream {
                     let tail = stream.finish();
-                    self.usage = stream.usage().cloned().or_else(|| {
-                        Some(Usage::estimated(
-                            self.prompt_tokens,
-                            stream.output_estimate(),
-                        ))
-                    });
+                    self.usage = Some(Usage::or_estimate(
+                        stream.usage().cloned(),
+                        self.prompt_tokens,
+                        stream.output_estimate(),
+                    ));
                     self.complete = stream.saw_done();
                     let out = join(out, tail, &chunk);
                     if stream.ended_properly() {
@@ -582,6 +606,12 @@ impl HttpContext for RouterHttp {
         if let Some(bytes) = output {
             self.set_http_response_body(0, body_size, &bytes);
         }
+        if self.first_token_ms.is_none() && self.output_so_far() > 0 {
+            let now = aigw_wasm::now_ms(self);
+            self.first_token_ms = Some(now);
+            let ttft = now.saturating_sub(self.start_ms).to_string();
+            aigw_wasm::set_request_property(self, headers::property::TTFT_MS, &ttft);
+        }
         if end_of_stream {
             self.log_usage_properties();
         }
@@ -592,6 +622,16 @@ impl HttpContext for RouterHttp {
     fn on_log(&mut self) {
         self.settle();
         self.record_stream_end();
+        if self.provider.is_none() && self.status.is_some() {
+            // Envoy's own failures (connect failure, timeout, reset) carry no
+            // x-aigw-provider: the picked host's metadata names the provider.
+            self.provider = upstream_provider();
+        }
+        if self.usage.is_none() && self.streaming && self.status.is_some_and(|s| s < 400) {
+            // A stream that never ended (reset, client gone): what it
+            // reported, or what it carried.
+            self.usage = self.stream_usage_so_far();
+        }
         self.record_request();
         if let Phase::Forwarded(decision) = &self.phase {
             match &self.usage {
@@ -633,5 +673,18 @@ fn join(head: ChunkOutput, tail: ChunkOutput, chunk: &[u8]) -> ChunkOutput {
             h.extend(t);
             ChunkOutput::Replace(h)
         }
+    }
+}
+
+/// The provider of the host Envoy picked last (its endpoint's metadata), read
+/// with the host call directly (safe in `on_log`).
+fn upstream_provider() -> Option<String> {
+    match proxy_wasm::hostcalls::get_property(vec!["xds", "upstream_host_metadata"]) {
+        Ok(Some(bytes)) => aigw_core::hostmeta::metadata_string(
+            &bytes,
+            aigw_core::config::provider::HOST_METADATA_NAMESPACE,
+            aigw_core::config::provider::HOST_METADATA_PROVIDER,
+        ),
+        _ => None,
     }
 }

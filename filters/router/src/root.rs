@@ -69,6 +69,19 @@ impl RootContext for RouterRoot {
                     log::warn!("aigw-router: {w}");
                 }
                 create_ledgers(&plan);
+                // Configured names keep their own label values.
+                if let Ok(mut fold) = self.metrics.cache.fold.try_borrow_mut() {
+                    let models: Vec<&str> =
+                        plan.table.listed().iter().map(|m| m.id.as_str()).collect();
+                    fold.keep("model", &models);
+                    let consumers: Vec<&str> = plan
+                        .consumers
+                        .list()
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect();
+                    fold.keep("consumer", &consumers);
+                }
                 self.plan = Some(Rc::new(plan));
                 true
             }

@@ -6,7 +6,9 @@ use crate::config::router::{RouterPlan, StickyBy};
 use crate::error::{ApiError, ClientApi};
 use crate::flow::consumer::{check_model, reservation_tokens};
 use crate::headers::StreamMode;
-use crate::schema::openai::{model_body, summarize_request_with_estimate, ModelObject};
+use crate::schema::openai::{
+    model_body, summarize_request, summarize_request_with_estimate, ModelObject,
+};
 
 /// What to do with the request headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,9 +134,15 @@ pub fn route_body(
         ));
     }
     let consumer = consumer.and_then(|i| plan.consumers.get(i));
-    // The prompt's estimate: for a consumer's reservation, and for the token
-    // count of a response whose provider reports none.
-    let summary = summarize_request_with_estimate(body)?;
+    // The prompt's estimate walks its text: only for a consumer's token
+    // budget. A response whose provider reports no usage is otherwise
+    // estimated from the body's size (a quarter token per byte).
+    let estimated = consumer.is_some_and(|c| c.limits.counts_tokens());
+    let summary = if estimated {
+        summarize_request_with_estimate(body)?
+    } else {
+        summarize_request(body)?
+    };
     if let Some(c) = consumer {
         check_model(c, &summary.model)?;
     }
@@ -172,7 +180,11 @@ pub fn route_body(
         model: summary.model,
         stream,
         reserve_tokens,
-        prompt_tokens: summary.prompt_tokens,
+        prompt_tokens: if estimated {
+            summary.prompt_tokens
+        } else {
+            u64::try_from(body.len()).unwrap_or(u64::MAX).div_ceil(4)
+        },
     })
 }
 
@@ -478,7 +490,8 @@ mod tests {
                 route: "m0".into(),
                 stream: Some(StreamMode::Plain),
                 reserve_tokens: 0,
-                prompt_tokens: 0,
+                // No token-limited consumer: a quarter token per body byte (37).
+                prompt_tokens: 10,
             }
         );
         let d = route_body(
