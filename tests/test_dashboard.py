@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from test_shipped_configs import _ports, _volumes
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "aigw.json"
@@ -301,29 +303,6 @@ def test_key_state_panel_names_the_documented_states():
 
 def _compose_services() -> dict:
     return _load_yaml(COMPOSE_FILE)["services"]
-
-
-def _volumes(service: dict) -> dict[str, tuple[str, bool]]:
-    """Container path -> (host source, read-only), from short or long syntax."""
-    mounts = {}
-    for v in service.get("volumes") or []:
-        if isinstance(v, str):
-            parts = v.split(":")
-            source, target = parts[0], parts[1]
-            read_only = len(parts) > 2 and "ro" in parts[2].split(",")
-        else:
-            source, target, read_only = v.get("source", ""), v["target"], bool(v.get("read_only"))
-        mounts[target] = (os.path.normpath(source), read_only)
-    return mounts
-
-
-def _ports(service: dict) -> dict[int, tuple[str, int]]:
-    ports = {}
-    for p in service.get("ports") or []:
-        parts = p.split("/")[0].split(":")
-        assert len(parts) == 3, f"port {p!r}: publish as HOST_IP:HOST_PORT:CONTAINER_PORT"
-        ports[int(parts[2])] = (parts[0], int(parts[1]))
-    return ports
 
 
 def _flag(args: list[str], flag: str) -> str | None:
