@@ -275,7 +275,16 @@ fn all_env_keys(g: &Gateway) -> Vec<String> {
 fn stats_config() -> Value {
     let tag = |name: &str| json!({"tag_name": name, "regex": format!(r"^wasmcustom\.aigw\..*?(\.{name}\.([^.]+))(?:\.|$)")});
     let tags: Vec<Value> = aigw_core::metrics::LABELS.iter().map(|l| tag(l)).collect();
-    json!({"stats_tags": tags})
+    json!({
+        "stats_tags": tags,
+        // The gateway's histograms are in milliseconds: finer buckets than
+        // Envoy's defaults at the low end, where time to first token lives.
+        "histogram_bucket_settings": [{
+            "match": {"prefix": "wasmcustom.aigw."},
+            "buckets": [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+                        30000, 60000, 120000, 300000, 600000, 1800000],
+        }],
+    })
 }
 
 /// Every request as one JSON line on Envoy's stdout. No header that can carry
