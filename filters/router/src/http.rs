@@ -35,8 +35,10 @@ enum Phase {
     Replied,
 }
 
+#[derive(Default)]
 enum Response {
     /// Not read (local replies, errors, responses without usage).
+    #[default]
     Ignored,
     /// An OpenAI stream, read (and edited) event by event.
     Stream(OpenAiStream),
@@ -53,18 +55,14 @@ struct Hold {
     status: RateStatus,
 }
 
-pub struct RouterHttp {
-    id: u32,
-    plan: Rc<RouterPlan>,
-    phase: Phase,
-    /// The caller's index in `plan.consumers`, once its key is known.
-    consumer: Option<usize>,
-    /// Values of the headers canary splits are sticky on.
-    sticky_headers: Vec<(String, String)>,
-    hold: Option<Hold>,
+/// The response as the filter saw it (all of it is for the end of the
+/// request: settlement, logs, metrics).
+#[derive(Default)]
+struct Answer {
     /// The response status, once the response has started.
     status: Option<u16>,
     response: Response,
+    /// Reported by the provider, or estimated by the gateway.
     usage: Option<Usage>,
     /// Whether the response reached its proper end (a JSON body read whole,
     /// `[DONE]`, `message_stop`).
@@ -77,14 +75,27 @@ pub struct RouterHttp {
     served_model: Option<String>,
     /// The response is a stream.
     streaming: bool,
-    metrics: Rc<RouterMetrics>,
-    /// When the request arrived, and when the first byte of a streamed
-    /// response went out (milliseconds since the epoch).
-    start_ms: u64,
+    /// When the first byte of a streamed response went out.
     first_byte_ms: Option<u64>,
-    /// When the first token of a streamed response went out (the first
-    /// chunk with text: a role-only first chunk does not count).
+    /// When the first token went out (the first chunk with text: a
+    /// role-only first chunk does not count).
     first_token_ms: Option<u64>,
+}
+
+pub struct RouterHttp {
+    id: u32,
+    plan: Rc<RouterPlan>,
+    phase: Phase,
+    /// The caller's index in `plan.consumers`, once its key is known.
+    consumer: Option<usize>,
+    /// Values of the headers canary splits are sticky on.
+    sticky_headers: Vec<(String, String)>,
+    hold: Option<Hold>,
+    /// What came back, as it came.
+    answer: Answer,
+    metrics: Rc<RouterMetrics>,
+    /// When the request arrived (milliseconds since the epoch).
+    start_ms: u64,
     /// The model the client asked for, once read.
     model: Option<String>,
     /// The prompt's estimated tokens, for a response without usage.
@@ -100,18 +111,9 @@ impl RouterHttp {
             consumer: None,
             sticky_headers: Vec::new(),
             hold: None,
-            status: None,
-            response: Response::Ignored,
-            usage: None,
-            complete: false,
-            body_ended: false,
-            provider: None,
-            served_model: None,
-            streaming: false,
+            answer: Answer::default(),
             metrics,
             start_ms: 0,
-            first_byte_ms: None,
-            first_token_ms: None,
             model: None,
             prompt_tokens: 0,
         }
@@ -221,26 +223,27 @@ impl RouterHttp {
     /// ended early (the client got an error event) or was reset (Envoy cut
     /// the client's stream too: no filter can write to it any more).
     fn record_stream_end(&self) {
-        if !self.streaming || self.complete {
+        if !self.answer.streaming || self.answer.complete {
             return;
         }
-        if !self.body_ended && aigw_wasm::response_code_details().contains("downstream") {
+        if !self.answer.body_ended && aigw_wasm::response_code_details().contains("downstream") {
             log::debug!("[{}] the client left before the stream ended", self.id);
             return;
         }
-        let provider = self.provider.as_deref().unwrap_or("none");
-        let how = if self.body_ended {
+        let provider = self.answer.provider.as_deref().unwrap_or("none");
+        let how = if self.answer.body_ended {
             "ended without its end event; the client got an error event"
         } else {
             "was reset before its end; the client's stream was reset"
         };
         log::info!("[{}] stream from provider {provider} {how}", self.id);
-        self.metrics.stream_interrupted(provider, self.body_ended);
+        self.metrics
+            .stream_interrupted(provider, self.answer.body_ended);
     }
 
     /// Estimated tokens of the text the response carried so far.
     fn output_so_far(&self) -> u64 {
-        match &self.response {
+        match &self.answer.response {
             Response::Stream(s) => s.output_estimate(),
             Response::AnthropicStream(s) => s.output_estimate(),
             Response::Json(..) | Response::Ignored => 0,
@@ -248,7 +251,7 @@ impl RouterHttp {
     }
 
     fn stream_usage_so_far(&self) -> Option<Usage> {
-        let reported = match &self.response {
+        let reported = match &self.answer.response {
             Response::Stream(s) => s.usage().cloned(),
             Response::AnthropicStream(s) => s.usage(),
             Response::Json(..) | Response::Ignored => return None,
@@ -262,7 +265,7 @@ impl RouterHttp {
 
     /// The token counts for the access log, in filter state.
     fn log_usage_properties(&self) {
-        let Some(u) = &self.usage else { return };
+        let Some(u) = &self.answer.usage else { return };
         for (property, n) in [
             (headers::property::INPUT_TOKENS, u.input_tokens),
             (headers::property::OUTPUT_TOKENS, u.output_tokens),
@@ -290,16 +293,20 @@ impl RouterHttp {
         // stream that never ended carries what it reported or streamed.
         let sample = RequestSample {
             model: self.model.as_deref().unwrap_or(""),
-            served_model: self.served_model.as_deref().unwrap_or(""),
-            provider: self.provider.as_deref().unwrap_or(""),
+            served_model: self.answer.served_model.as_deref().unwrap_or(""),
+            provider: self.answer.provider.as_deref().unwrap_or(""),
             consumer,
-            status: self.status,
-            usage: self.usage.as_ref(),
+            status: self.answer.status,
+            usage: self.answer.usage.as_ref(),
             duration_ms: now.saturating_sub(self.start_ms),
-            ttft_ms: self.first_token_ms.map(|t| t.saturating_sub(self.start_ms)),
+            ttft_ms: self
+                .answer
+                .first_token_ms
+                .map(|t| t.saturating_sub(self.start_ms)),
             stream_ms: self
+                .answer
                 .first_byte_ms
-                .filter(|_| self.body_ended)
+                .filter(|_| self.answer.body_ended)
                 .map(|t| now.saturating_sub(t)),
         };
         self.metrics.request(&sample);
@@ -318,15 +325,16 @@ impl RouterHttp {
         // Only what the provider reported settles a budget; the gateway's own
         // estimate does not (the reservation stands instead).
         let reported = self
+            .answer
             .usage
             .as_ref()
             .filter(|u| u.source == UsageSource::Reported);
-        let ending = match self.status {
+        let ending = match self.answer.status {
             None => Ending::NoResponse,
             Some(status) => Ending::Responded {
                 status,
                 usage: reported,
-                complete: self.complete,
+                complete: self.answer.complete,
                 details: &details,
             },
         };
@@ -469,12 +477,12 @@ impl HttpContext for RouterHttp {
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let status = aigw_wasm::response_status(self);
-        self.status = Some(status);
+        self.answer.status = Some(status);
         let Phase::Forwarded(decision) = &self.phase else {
             return Action::Continue;
         };
-        self.provider = self.get_http_response_header(headers::SERVED_BY);
-        self.served_model = self.get_http_response_header(headers::SERVED_MODEL);
+        self.answer.provider = self.get_http_response_header(headers::SERVED_BY);
+        self.answer.served_model = self.get_http_response_header(headers::SERVED_MODEL);
         if self.consumer.is_some() {
             // The provider's limits describe the gateway's account, not this
             // caller: they are replaced by the consumer's own.
@@ -499,29 +507,29 @@ impl HttpContext for RouterHttp {
             .unwrap_or_default()
             .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
-            self.streaming = true;
+            self.answer.streaming = true;
             // Events may be edited, and an error event added to a stream that
             // ends early: the length is no longer known.
             self.set_http_response_header("content-length", None);
-            self.response = match api {
+            self.answer.response = match api {
                 ClientApi::OpenAi => Response::Stream(OpenAiStream::new(strip)),
                 ClientApi::Anthropic => Response::AnthropicStream(AnthropicStream::new()),
             };
         } else if content_type.starts_with("application/json") {
-            self.response = Response::Json(BoundedBody::new(MAX_USAGE_BODY), api);
+            self.answer.response = Response::Json(BoundedBody::new(MAX_USAGE_BODY), api);
         }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if end_of_stream {
-            self.body_ended = true;
+            self.answer.body_ended = true;
         }
-        if matches!(self.response, Response::Ignored) {
+        if matches!(self.answer.response, Response::Ignored) {
             return Action::Continue;
         }
-        if self.streaming && body_size > 0 && self.first_byte_ms.is_none() {
-            self.first_byte_ms = Some(aigw_wasm::now_ms(self));
+        if self.answer.streaming && body_size > 0 && self.answer.first_byte_ms.is_none() {
+            self.answer.first_byte_ms = Some(aigw_wasm::now_ms(self));
         }
         let chunk = if body_size > 0 {
             self.get_http_response_body(0, body_size)
@@ -529,7 +537,7 @@ impl HttpContext for RouterHttp {
         } else {
             Vec::new()
         };
-        let output = match &mut self.response {
+        let output = match &mut self.answer.response {
             Response::Ignored => None,
             Response::Json(copy, api) => {
                 copy.push(&chunk);
@@ -546,11 +554,11 @@ impl HttpContext for RouterHttp {
                         })
                         .unwrap_or(0)
                     };
-                    self.usage = Some(match reported {
+                    self.answer.usage = Some(match reported {
                         Some(u) if !u.is_empty_report() => u,
                         _ => Usage::estimated(self.prompt_tokens, output()),
                     });
-                    self.complete = true;
+                    self.answer.complete = true;
                 }
                 None
             }
@@ -558,12 +566,12 @@ impl HttpContext for RouterHttp {
                 stream.push(&chunk);
                 if end_of_stream {
                     stream.finish();
-                    self.usage = Some(Usage::or_estimate(
+                    self.answer.usage = Some(Usage::or_estimate(
                         stream.usage(),
                         self.prompt_tokens,
                         stream.output_estimate(),
                     ));
-                    self.complete = stream.saw_stop();
+                    self.answer.complete = stream.saw_stop();
                     if !stream.ended_properly() {
                         // Never a silent truncation that looks like an end.
                         let mut bytes = chunk.clone();
@@ -580,12 +588,12 @@ impl HttpContext for RouterHttp {
                 let out = stream.push(&chunk);
                 let out = if end_of_stream {
                     let tail = stream.finish();
-                    self.usage = Some(Usage::or_estimate(
+                    self.answer.usage = Some(Usage::or_estimate(
                         stream.usage().cloned(),
                         self.prompt_tokens,
                         stream.output_estimate(),
                     ));
-                    self.complete = stream.saw_done();
+                    self.answer.complete = stream.saw_done();
                     let out = join(out, tail, &chunk);
                     if stream.ended_properly() {
                         out
@@ -606,9 +614,9 @@ impl HttpContext for RouterHttp {
         if let Some(bytes) = output {
             self.set_http_response_body(0, body_size, &bytes);
         }
-        if self.first_token_ms.is_none() && self.output_so_far() > 0 {
+        if self.answer.first_token_ms.is_none() && self.output_so_far() > 0 {
             let now = aigw_wasm::now_ms(self);
-            self.first_token_ms = Some(now);
+            self.answer.first_token_ms = Some(now);
             let ttft = now.saturating_sub(self.start_ms).to_string();
             aigw_wasm::set_request_property(self, headers::property::TTFT_MS, &ttft);
         }
@@ -622,19 +630,22 @@ impl HttpContext for RouterHttp {
     fn on_log(&mut self) {
         self.settle();
         self.record_stream_end();
-        if self.provider.is_none() && self.status.is_some() {
+        if self.answer.provider.is_none() && self.answer.status.is_some() {
             // Envoy's own failures (connect failure, timeout, reset) carry no
             // x-aigw-provider: the picked host's metadata names the provider.
-            self.provider = upstream_provider();
+            self.answer.provider = upstream_provider();
         }
-        if self.usage.is_none() && self.streaming && self.status.is_some_and(|s| s < 400) {
+        if self.answer.usage.is_none()
+            && self.answer.streaming
+            && self.answer.status.is_some_and(|s| s < 400)
+        {
             // A stream that never ended (reset, client gone): what it
             // reported, or what it carried.
-            self.usage = self.stream_usage_so_far();
+            self.answer.usage = self.stream_usage_so_far();
         }
         self.record_request();
         if let Phase::Forwarded(decision) = &self.phase {
-            match &self.usage {
+            match &self.answer.usage {
                 Some(u) => log::debug!(
                     "[{}] model {:?} route {} usage input={} output={} total={}",
                     self.id,
