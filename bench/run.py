@@ -529,12 +529,16 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
+def num(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:g}"
+
+
 def fmt(ms: dict | None, unit: str = "") -> str:
     if not ms:
         return "–"
     if ms["n"] == 1 or ms["min"] == ms["max"]:
-        return f"{ms['median']:g}{unit}"
-    return f"{ms['median']:g}{unit} [{ms['min']:g}…{ms['max']:g}]"
+        return f"{num(ms['median'])}{unit}"
+    return f"{num(ms['median'])}{unit} [{num(ms['min'])}…{num(ms['max'])}]"
 
 
 def targets(figs: dict) -> list:
