@@ -167,3 +167,16 @@ def test_providers_are_asked_for_uncompressed_responses(env):
     r = gw.chat({"model": "gpt-4o-mini", "messages": []}, headers={"accept-encoding": "gzip, deflate, br"})
     assert r.status == 200
     assert last(alpha)["headers"]["accept-encoding"] == "identity"
+
+
+def test_header_values_that_are_not_utf8_do_not_break_the_gateway(env):
+    gw, alpha, *_ = env
+    # http.client sends str header values as Latin-1: "\xe9" goes out as the byte 0xE9.
+    for _ in range(4):  # enough to reach both workers
+        r = gw.chat({"model": "gpt-4o-mini", "messages": []},
+                    headers={"x-odd": "caf\xe9", "user-agent": "t\xff", "x-aigw-route": "m\xe9"})
+        assert r.status == 200, r.body
+    # Still serving afterwards: no worker lost its filters.
+    for _ in range(4):
+        assert gw.chat({"model": "gpt-4o-mini", "messages": []}).status == 200
+    assert "panicked" not in gw.log()

@@ -46,9 +46,70 @@ pub fn send_json_with<C: HttpContext + ?Sized>(
     ctx.send_http_response(u32::from(status), headers, Some(body));
 }
 
+/// The request headers, read with one host call (names lowercase, as
+/// Envoy gives them), after removing the gateway's internal headers and,
+/// when `credentials`, the client's credentials and `extra` headers: only the
+/// headers present are touched, one host call each.
+pub fn take_request_headers<C: HttpContext + ?Sized>(
+    ctx: &C,
+    credentials: bool,
+    extra: Option<&str>,
+) -> RequestHeaders {
+    let mut kept = Vec::new();
+    for (name, value) in ctx.get_http_request_headers_bytes() {
+        let value = String::from_utf8_lossy(&value).into_owned();
+        let remove = aigw_core::headers::is_internal(&name)
+            || (credentials
+                && (aigw_core::headers::CLIENT_CREDENTIALS.contains(&name.as_str())
+                    || extra == Some(name.as_str())));
+        if remove {
+            ctx.set_http_request_header(&name, None);
+        } else {
+            kept.push((name, value));
+        }
+    }
+    RequestHeaders(kept)
+}
+
+/// A request header's value. Read as bytes: the SDK's string getters panic
+/// on a value that is not UTF-8, which a client can send (and a panic kills
+/// the worker's VM); such bytes read as U+FFFD here.
+pub fn request_header<C: HttpContext + ?Sized>(ctx: &C, name: &str) -> Option<String> {
+    ctx.get_http_request_header_bytes(name)
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// A response header's value (see [`request_header`]).
+pub fn response_header<C: HttpContext + ?Sized>(ctx: &C, name: &str) -> Option<String> {
+    ctx.get_http_response_header_bytes(name)
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// The response header names (values are not needed where this is used).
+pub fn response_header_names<C: HttpContext + ?Sized>(ctx: &C) -> Vec<String> {
+    ctx.get_http_response_headers_bytes()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Request headers read once.
+#[derive(Debug, Clone, Default)]
+pub struct RequestHeaders(pub Vec<(String, String)>);
+
+impl RequestHeaders {
+    /// The first value of `name` (lowercase).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// Removes every request header with the gateway's internal prefix.
 pub fn strip_internal_request_headers<C: HttpContext + ?Sized>(ctx: &C) {
-    for (name, _) in ctx.get_http_request_headers() {
+    for (name, _) in ctx.get_http_request_headers_bytes() {
         if aigw_core::headers::is_internal(&name) {
             ctx.set_http_request_header(&name, None);
         }
@@ -64,7 +125,7 @@ pub fn strip_client_credentials<C: HttpContext + ?Sized>(ctx: &C) {
 
 /// The request's `:status` of the response as a number (0 if absent or bad).
 pub fn response_status<C: HttpContext + ?Sized>(ctx: &C) -> u16 {
-    ctx.get_http_response_header(":status")
+    response_header(ctx, ":status")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }

@@ -164,7 +164,7 @@ impl ProviderHttp {
                 .plan
                 .sticky_header
                 .as_deref()
-                .and_then(|h| self.get_http_request_header(h));
+                .and_then(|h| aigw_wasm::request_header(self, h));
             let choice = provider::choose_key(
                 &self.plan,
                 &state,
@@ -344,7 +344,8 @@ impl ProviderHttp {
 
     /// A decision of the router filter: from filter state, else the header.
     fn router_decision(&self, property: &str, header: &str) -> Option<String> {
-        aigw_wasm::request_property(self, property).or_else(|| self.get_http_request_header(header))
+        aigw_wasm::request_property(self, property)
+            .or_else(|| aigw_wasm::request_header(self, header))
     }
 
     fn client_api(&self) -> ClientApi {
@@ -469,7 +470,7 @@ impl HttpContext for ProviderHttp {
         for (name, property) in headers::property::ANTHROPIC_HEADERS {
             let value = match self.plan.provider.protocol() {
                 Protocol::Anthropic if router_ran => aigw_wasm::request_property(self, property),
-                Protocol::Anthropic => self.get_http_request_header(name),
+                Protocol::Anthropic => aigw_wasm::request_header(self, name),
                 _ => None,
             };
             self.set_http_request_header(name, value.as_deref());
@@ -479,7 +480,7 @@ impl HttpContext for ProviderHttp {
             self.set_http_request_header(name, Some(value));
         }
         for (name, value) in &attempt.default_headers {
-            if self.get_http_request_header(name).is_none() {
+            if aigw_wasm::request_header(self, name).is_none() {
                 self.set_http_request_header(name, Some(value));
             }
         }
@@ -554,7 +555,7 @@ impl HttpContext for ProviderHttp {
             return Action::Continue;
         }
         let status = aigw_wasm::response_status(self);
-        self.record_outcome(status, self.get_http_response_header("retry-after"));
+        self.record_outcome(status, aigw_wasm::response_header(self, "retry-after"));
         let Some(attempt) = &self.attempt else {
             return Action::Continue;
         };
@@ -567,7 +568,7 @@ impl HttpContext for ProviderHttp {
         if !served_model.is_empty() {
             self.set_http_response_header(headers::SERVED_MODEL, Some(&served_model));
         }
-        let content_type = self.get_http_response_header("content-type");
+        let content_type = aigw_wasm::response_header(self, "content-type");
         let plan = provider::on_response_headers(attempt, status, content_type.as_deref());
         match plan {
             ResponsePlan::Pass => Action::Continue,
@@ -582,7 +583,7 @@ impl HttpContext for ProviderHttp {
                     self.id,
                     self.plan.name
                 );
-                let retry_after = self.get_http_response_header("retry-after");
+                let retry_after = aigw_wasm::response_header(self, "retry-after");
                 let mut extra = vec![(headers::SERVED_BY, self.plan.name.as_str())];
                 if let Some(value) = retry_after.as_deref() {
                     extra.push(("retry-after", value));
@@ -636,7 +637,7 @@ impl HttpContext for ProviderHttp {
                 let body = self
                     .get_http_response_body(0, body_size)
                     .unwrap_or_default();
-                let content_type = self.get_http_response_header("content-type");
+                let content_type = aigw_wasm::response_header(self, "content-type");
                 let api = self.client_api();
                 let (new_status, new_body) = provider::rewrite_error(
                     &self.plan,

@@ -164,14 +164,15 @@ impl Context for ProviderRoot {
         let Some((plan, shared)) = self.single() else {
             return;
         };
-        let status: u16 = self
-            .get_http_call_response_header(":status")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        // Bytes, not the SDK's string getter: a value that is not UTF-8
+        // would panic it.
+        let header = |name: &str| {
+            self.get_http_call_response_header_bytes(name)
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        };
+        let status: u16 = header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let now = aigw_wasm::now_ms(self);
-        let retry_after = self
-            .get_http_call_response_header("retry-after")
-            .and_then(|v| keypool::parse_retry_after(&v, now));
+        let retry_after = header("retry-after").and_then(|v| keypool::parse_retry_after(&v, now));
         let n = plan.keys.keys().len();
         let mut after = None;
         let mut changed = false;

@@ -16,6 +16,7 @@ use aigw_core::stream::{
 };
 use aigw_core::usage::Usage;
 use aigw_core::usage::{self, UsageSource};
+use aigw_wasm::RequestHeaders;
 use proxy_wasm::traits::{Context, HttpContext};
 
 use crate::root::RouterMetrics;
@@ -90,6 +91,8 @@ pub struct RouterHttp {
     consumer: Option<usize>,
     /// Values of the headers canary splits are sticky on.
     sticky_headers: Vec<(String, String)>,
+    /// The client's Anthropic headers, kept for every attempt (filter state).
+    anthropic_headers: Vec<(&'static str, String)>,
     hold: Option<Hold>,
     /// What came back, as it came.
     answer: Answer,
@@ -110,6 +113,7 @@ impl RouterHttp {
             phase: Phase::Start,
             consumer: None,
             sticky_headers: Vec::new(),
+            anthropic_headers: Vec::new(),
             hold: None,
             answer: Answer::default(),
             metrics,
@@ -131,7 +135,7 @@ impl RouterHttp {
     }
 
     /// Identifies the caller by its key; `Err` when it must be refused.
-    fn authenticate(&mut self, path: &str) -> Result<(), Action> {
+    fn authenticate(&mut self, path: &str, headers: &RequestHeaders) -> Result<(), Action> {
         if !self.plan.consumers.required() {
             return Ok(());
         }
@@ -139,14 +143,12 @@ impl RouterHttp {
             .plan
             .consumers
             .key_header()
-            .and_then(|h| self.get_http_request_header(h));
-        let authorization = self.get_http_request_header("authorization");
-        let x_api_key = self.get_http_request_header("x-api-key");
+            .and_then(|h| headers.get(h));
         match consumer::authenticate(
             &self.plan,
-            custom.as_deref(),
-            authorization.as_deref(),
-            x_api_key.as_deref(),
+            custom,
+            headers.get("authorization"),
+            headers.get("x-api-key"),
         ) {
             Ok(index) => {
                 self.consumer = index;
@@ -369,24 +371,40 @@ impl Context for RouterHttp {}
 impl HttpContext for RouterHttp {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         self.start_ms = aigw_wasm::now_ms(self);
-        // Nothing the client sends may pose as the gateway's own decisions.
-        aigw_wasm::strip_internal_request_headers(self);
-        let method = self.get_http_request_header(":method").unwrap_or_default();
-        let path = self.get_http_request_header(":path").unwrap_or_default();
+        // Nothing the client sends may pose as the gateway's own decisions:
+        // internal headers go first, before anything is read.
+        let all = aigw_wasm::take_request_headers(self, false, None);
+        let method = all.get(":method").unwrap_or_default().to_string();
+        let path = all.get(":path").unwrap_or_default().to_string();
         // The client's path, for the access log (the provider filter rewrites `:path`).
         aigw_wasm::set_request_property(self, headers::property::CLIENT_PATH, &path);
-        if let Err(action) = self.authenticate(&path) {
+        if let Err(action) = self.authenticate(&path, &all) {
             return action;
         }
-        let content_type = self.get_http_request_header("content-type");
-        let content_length = self.get_http_request_header("content-length");
+        // The client's credentials never go further (a consumer's key is read).
+        for name in headers::CLIENT_CREDENTIALS
+            .iter()
+            .copied()
+            .chain(self.plan.consumers.key_header())
+        {
+            if all.get(name).is_some() {
+                self.set_http_request_header(name, None);
+            }
+        }
+        for (name, property) in headers::property::ANTHROPIC_HEADERS {
+            if let Some(v) = all.get(name) {
+                self.anthropic_headers.push((property, v.to_string()));
+            }
+        }
+        let content_type = all.get("content-type");
+        let content_length = all.get("content-length");
         let decision = router::on_request_headers(
             &self.plan,
             self.consumer,
             &method,
             &path,
-            content_type.as_deref(),
-            content_length.as_deref(),
+            content_type,
+            content_length,
             end_of_stream,
         );
         match decision {
@@ -399,8 +417,8 @@ impl HttpContext for RouterHttp {
             HeadersDecision::ReadBody(op) => {
                 self.phase = Phase::ReadingBody(op);
                 for name in &self.plan.sticky_headers {
-                    if let Some(v) = self.get_http_request_header(name) {
-                        self.sticky_headers.push((name.clone(), v));
+                    if let Some(v) = all.get(name) {
+                        self.sticky_headers.push((name.clone(), v.to_string()));
                     }
                 }
                 // Holds the headers (and routing) until the body has been read.
@@ -441,10 +459,8 @@ impl HttpContext for RouterHttp {
                     headers::property::BODY_LENGTH,
                     &body_size.to_string(),
                 );
-                for (name, property) in headers::property::ANTHROPIC_HEADERS {
-                    if let Some(v) = self.get_http_request_header(name) {
-                        aigw_wasm::set_request_property(self, property, &v);
-                    }
+                for (property, v) in &self.anthropic_headers {
+                    aigw_wasm::set_request_property(self, property, v);
                 }
                 self.set_http_request_header(
                     headers::CLIENT_API,
@@ -457,10 +473,6 @@ impl HttpContext for RouterHttp {
                         headers::property::STREAM,
                         mode.as_header(),
                     );
-                }
-                aigw_wasm::strip_client_credentials(self);
-                if let Some(h) = self.plan.consumers.key_header() {
-                    self.set_http_request_header(h, None);
                 }
                 log::debug!(
                     "[{}] model {:?} -> route {}",
@@ -481,12 +493,12 @@ impl HttpContext for RouterHttp {
         let Phase::Forwarded(decision) = &self.phase else {
             return Action::Continue;
         };
-        self.answer.provider = self.get_http_response_header(headers::SERVED_BY);
-        self.answer.served_model = self.get_http_response_header(headers::SERVED_MODEL);
+        self.answer.provider = aigw_wasm::response_header(self, headers::SERVED_BY);
+        self.answer.served_model = aigw_wasm::response_header(self, headers::SERVED_MODEL);
         if self.consumer.is_some() {
             // The provider's limits describe the gateway's account, not this
             // caller: they are replaced by the consumer's own.
-            for (name, _) in self.get_http_response_headers() {
+            for name in aigw_wasm::response_header_names(self) {
                 if consumer::is_provider_rate_limit_header(&name) {
                     self.set_http_response_header(&name, None);
                 }
@@ -502,8 +514,7 @@ impl HttpContext for RouterHttp {
         }
         let api = decision.op.client_api();
         let strip = decision.stream == Some(StreamMode::Plain);
-        let content_type = self
-            .get_http_response_header("content-type")
+        let content_type = aigw_wasm::response_header(self, "content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
