@@ -46,16 +46,17 @@ pub fn send_json_with<C: HttpContext + ?Sized>(
     ctx.send_http_response(u32::from(status), headers, Some(body));
 }
 
-/// The request headers, read with one host call (names lowercase, as
-/// Envoy gives them), after removing the gateway's internal headers and,
-/// when `credentials`, the client's credentials and `extra` headers: only the
-/// headers present are touched, one host call each.
+/// The request headers as they came, read with one host call (names
+/// lowercase, as Envoy gives them); then removes the gateway's internal
+/// headers and, when `credentials`, the client's credentials and `extra`
+/// from the request: only the headers present are touched, one host call
+/// each. The snapshot returned still has every header read.
 pub fn take_request_headers<C: HttpContext + ?Sized>(
     ctx: &C,
     credentials: bool,
     extra: Option<&str>,
 ) -> RequestHeaders {
-    let mut kept = Vec::new();
+    let mut all = Vec::new();
     for (name, value) in ctx.get_http_request_headers_bytes() {
         let value = String::from_utf8_lossy(&value).into_owned();
         let remove = aigw_core::headers::is_internal(&name)
@@ -64,11 +65,10 @@ pub fn take_request_headers<C: HttpContext + ?Sized>(
                     || extra == Some(name.as_str())));
         if remove {
             ctx.set_http_request_header(&name, None);
-        } else {
-            kept.push((name, value));
         }
+        all.push((name, value));
     }
-    RequestHeaders(kept)
+    RequestHeaders(all)
 }
 
 /// A request header's value. Read as bytes: the SDK's string getters panic
@@ -104,22 +104,6 @@ impl RequestHeaders {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Removes every request header with the gateway's internal prefix.
-pub fn strip_internal_request_headers<C: HttpContext + ?Sized>(ctx: &C) {
-    for (name, _) in ctx.get_http_request_headers_bytes() {
-        if aigw_core::headers::is_internal(&name) {
-            ctx.set_http_request_header(&name, None);
-        }
-    }
-}
-
-/// Removes the client's credentials so they never reach a provider.
-pub fn strip_client_credentials<C: HttpContext + ?Sized>(ctx: &C) {
-    for name in aigw_core::headers::CLIENT_CREDENTIALS {
-        ctx.set_http_request_header(name, None);
     }
 }
 

@@ -12,7 +12,7 @@ use aigw_core::headers::{self, StreamMode};
 use aigw_core::keypool::{self, Outcome, PoolState, State};
 use aigw_core::provider::Protocol;
 use aigw_core::{hostmeta, metrics};
-use aigw_wasm::MetricCache;
+use aigw_wasm::{MetricCache, RequestHeaders};
 
 use crate::root::{Member, Shared};
 use proxy_wasm::traits::{Context, HttpContext};
@@ -342,10 +342,16 @@ impl ProviderHttp {
         }
     }
 
-    /// A decision of the router filter: from filter state, else the header.
-    fn router_decision(&self, property: &str, header: &str) -> Option<String> {
+    /// A decision of the router filter: from filter state, else the header
+    /// (as the request came, before this attempt removed internal headers).
+    fn router_decision(
+        &self,
+        headers: &RequestHeaders,
+        property: &str,
+        header: &str,
+    ) -> Option<String> {
         aigw_wasm::request_property(self, property)
-            .or_else(|| aigw_wasm::request_header(self, header))
+            .or_else(|| headers.get(header).map(str::to_string))
     }
 
     fn client_api(&self) -> ClientApi {
@@ -415,27 +421,27 @@ impl HttpContext for ProviderHttp {
         // The router's decisions come from filter state: this attempt may be a
         // retry, whose headers an earlier attempt already rewrote. The headers
         // are the fallback for a chain without the router filter.
+        // Nothing of the gateway's internals or the client's credentials
+        // leaves Envoy: removed now, with one read of the headers.
+        let all = aigw_wasm::take_request_headers(self, true, None);
         let client_path = self
-            .router_decision(headers::property::CLIENT_PATH, ":path")
+            .router_decision(&all, headers::property::CLIENT_PATH, ":path")
             .unwrap_or_default();
-        let route = self.router_decision(headers::property::ROUTE, headers::ROUTE);
+        let route = self.router_decision(&all, headers::property::ROUTE, headers::ROUTE);
         let stream = self
-            .router_decision(headers::property::STREAM, headers::STREAM)
+            .router_decision(&all, headers::property::STREAM, headers::STREAM)
             .as_deref()
             .and_then(StreamMode::from_header);
         self.route = route;
         // The id the router filter gave this request (the client's own
         // x-request-id may be reused); the header only without the router.
         self.request_id = self
-            .router_decision(headers::property::REQUEST_ID, "x-request-id")
+            .router_decision(&all, headers::property::REQUEST_ID, "x-request-id")
             .unwrap_or_default()
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
             .take(64)
             .collect();
-        // Nothing of the gateway's internals or the client's credentials leaves Envoy.
-        aigw_wasm::strip_internal_request_headers(self);
-        aigw_wasm::strip_client_credentials(self);
         if let Err(action) = self.select_member() {
             return action;
         }
@@ -470,7 +476,7 @@ impl HttpContext for ProviderHttp {
         for (name, property) in headers::property::ANTHROPIC_HEADERS {
             let value = match self.plan.provider.protocol() {
                 Protocol::Anthropic if router_ran => aigw_wasm::request_property(self, property),
-                Protocol::Anthropic => aigw_wasm::request_header(self, name),
+                Protocol::Anthropic => all.get(name).map(str::to_string),
                 _ => None,
             };
             self.set_http_request_header(name, value.as_deref());
