@@ -15,29 +15,28 @@ pub const ROUTE: &str = "x-aigw-route";
 /// for `stream_options.include_usage` itself.
 pub const STREAM: &str = "x-aigw-stream";
 
-/// Filter-state properties the router filter sets for the provider filter.
-/// Unlike request headers, which an upstream filter's edits change for every
-/// later attempt (Envoy re-sends the same header map on a retry), these keep
-/// the router's decisions intact across retries and fallbacks.
+/// The client's Anthropic headers: kept for every attempt in the router
+/// filter's hand-off (an attempt to another kind of provider removes them
+/// from the shared header map), sent to Anthropic providers only.
+pub const ANTHROPIC_HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
+
+/// Filter-state properties the router filter sets (Envoy keeps them as
+/// `wasm.<name>`). Unlike request headers, which an upstream filter's edits
+/// change for every later attempt (Envoy re-sends the same header map on a
+/// retry), they keep the router's decisions intact across retries and
+/// fallbacks; the access log reads some of them.
 pub mod property {
-    /// The route id (as in [`super::ROUTE`]).
-    pub const ROUTE: &str = "aigw_route";
-    /// The stream mode (as in [`super::STREAM`]).
-    pub const STREAM: &str = "aigw_stream";
-    /// The client's request path, before any attempt rewrote it.
+    /// Everything the provider filter needs from the router filter, in one
+    /// value ([`crate::handoff::Handoff`]): route, stream mode, request id,
+    /// client path, body length, model, Anthropic headers.
+    pub const HANDOFF: &str = "aigw_handoff";
+    /// The client's request path, before any attempt rewrote it (access log).
     pub const CLIENT_PATH: &str = "aigw_client_path";
-    /// The length of the client's body: an attempt that sends it unchanged
-    /// restores `content-length`, which an earlier attempt may have rewritten.
-    pub const BODY_LENGTH: &str = "aigw_body_length";
-    /// An id unique to this request, made by the router filter (the client's
-    /// `x-request-id` may be reused): keys tried by earlier attempts are
-    /// remembered under it.
-    pub const REQUEST_ID: &str = "aigw_request_id";
     /// The name of the consumer whose key the request presented (absent when
     /// the gateway has no consumers). For the access log and later filters;
     /// never sent to a provider.
     pub const CONSUMER: &str = "aigw_consumer";
-    /// The model the client asked for.
+    /// The model the client asked for (access log).
     pub const MODEL: &str = "aigw_model";
     /// Token counts of the response, for the access log (set when the
     /// response ends; `TOKENS_SOURCE` is `reported` or `estimated`).
@@ -45,15 +44,9 @@ pub mod property {
     pub const OUTPUT_TOKENS: &str = "aigw_output_tokens";
     pub const TOTAL_TOKENS: &str = "aigw_total_tokens";
     pub const TOKENS_SOURCE: &str = "aigw_tokens_source";
-    /// Milliseconds from the request to the first byte of a streamed
-    /// response, for the access log.
+    /// Milliseconds from the request to the first chunk with text of a
+    /// streamed response, for the access log.
     pub const TTFT_MS: &str = "aigw_ttft_ms";
-    /// The client's Anthropic headers, kept for every attempt: an attempt to
-    /// another kind of provider removes them from the shared header map.
-    pub const ANTHROPIC_HEADERS: [(&str, &str); 2] = [
-        ("anthropic-version", "aigw_anthropic_version"),
-        ("anthropic-beta", "aigw_anthropic_beta"),
-    ];
 }
 
 /// The API the client speaks (`openai` or `anthropic`), for Envoy's own

@@ -14,6 +14,7 @@ pub mod error;
 pub mod estimate;
 pub mod flow;
 pub mod glob;
+pub mod handoff;
 pub mod headers;
 pub mod hostmeta;
 pub mod keypool;

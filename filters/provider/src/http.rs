@@ -8,11 +8,12 @@ use aigw_core::convert::{ResponseContext, StreamConverter};
 use aigw_core::error::{ApiError, ClientApi};
 use aigw_core::flow::provider::KeyChoice;
 use aigw_core::flow::provider::{self, AttemptPlan, ResponsePlan};
+use aigw_core::handoff::Handoff;
 use aigw_core::headers::{self, StreamMode};
 use aigw_core::keypool::{self, Outcome, PoolState, State};
 use aigw_core::provider::Protocol;
 use aigw_core::{hostmeta, metrics};
-use aigw_wasm::{MetricCache, RequestHeaders};
+use aigw_wasm::MetricCache;
 
 use crate::root::{Member, Shared};
 use proxy_wasm::traits::{Context, HttpContext};
@@ -43,6 +44,8 @@ pub struct ProviderHttp {
     refusals_move_on: bool,
     metrics: Rc<MetricCache>,
     retry_counted: bool,
+    /// The router filter's hand-off (absent without the router filter).
+    handoff: Option<Handoff>,
     phase: Phase,
     attempt: Option<AttemptPlan>,
     route: Option<String>,
@@ -74,6 +77,7 @@ impl ProviderHttp {
             refusals_move_on,
             metrics,
             retry_counted: false,
+            handoff: None,
             phase: Phase::Start,
             attempt: None,
             route: None,
@@ -112,7 +116,10 @@ impl ProviderHttp {
                 self.more_targets = self.refusals_move_on && i + 1 < self.members.len();
                 if i > 0 {
                     // Envoy moved this request along its chain to this provider.
-                    let model = aigw_wasm::request_property(self, headers::property::MODEL)
+                    let model = self
+                        .handoff
+                        .as_ref()
+                        .map(|h| h.model.clone())
                         .unwrap_or_default();
                     if let Ok(mut fold) = self.metrics.fold.try_borrow_mut() {
                         let name = metrics::fallback_name(&mut fold, &model, &self.plan.name);
@@ -342,18 +349,6 @@ impl ProviderHttp {
         }
     }
 
-    /// A decision of the router filter: from filter state, else the header
-    /// (as the request came, before this attempt removed internal headers).
-    fn router_decision(
-        &self,
-        headers: &RequestHeaders,
-        property: &str,
-        header: &str,
-    ) -> Option<String> {
-        aigw_wasm::request_property(self, property)
-            .or_else(|| headers.get(header).map(str::to_string))
-    }
-
     fn client_api(&self) -> ClientApi {
         self.attempt
             .as_ref()
@@ -424,20 +419,29 @@ impl HttpContext for ProviderHttp {
         // Nothing of the gateway's internals or the client's credentials
         // leaves Envoy: removed now, with one read of the headers.
         let all = aigw_wasm::take_request_headers(self, true, None);
-        let client_path = self
-            .router_decision(&all, headers::property::CLIENT_PATH, ":path")
-            .unwrap_or_default();
-        let route = self.router_decision(&all, headers::property::ROUTE, headers::ROUTE);
-        let stream = self
-            .router_decision(&all, headers::property::STREAM, headers::STREAM)
-            .as_deref()
-            .and_then(StreamMode::from_header);
+        self.handoff = self
+            .get_property(vec![headers::property::HANDOFF])
+            .and_then(|b| Handoff::parse(&b));
+        let (client_path, route, stream, request_id) = match &self.handoff {
+            Some(h) => (
+                h.client_path.clone(),
+                Some(h.route.clone()),
+                h.stream.clone(),
+                h.request_id.clone(),
+            ),
+            // Without the router filter: the headers as they came.
+            None => (
+                all.get(":path").unwrap_or_default().to_string(),
+                all.get(headers::ROUTE).map(str::to_string),
+                all.get(headers::STREAM).map(str::to_string),
+                all.get("x-request-id").unwrap_or_default().to_string(),
+            ),
+        };
+        let stream = stream.as_deref().and_then(StreamMode::from_header);
         self.route = route;
         // The id the router filter gave this request (the client's own
         // x-request-id may be reused); the header only without the router.
-        self.request_id = self
-            .router_decision(&all, headers::property::REQUEST_ID, "x-request-id")
-            .unwrap_or_default()
+        self.request_id = request_id
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
             .take(64)
@@ -472,11 +476,10 @@ impl HttpContext for ProviderHttp {
         // the client sent them (an earlier attempt of a fallback chain may
         // have removed them, or added its own default version).
         // (Without the router filter, the headers are the client's.)
-        let router_ran = aigw_wasm::request_property(self, headers::property::ROUTE).is_some();
-        for (name, property) in headers::property::ANTHROPIC_HEADERS {
-            let value = match self.plan.provider.protocol() {
-                Protocol::Anthropic if router_ran => aigw_wasm::request_property(self, property),
-                Protocol::Anthropic => all.get(name).map(str::to_string),
+        for name in headers::ANTHROPIC_HEADERS {
+            let value = match (self.plan.provider.protocol(), &self.handoff) {
+                (Protocol::Anthropic, Some(h)) => h.anthropic_header(name).map(str::to_string),
+                (Protocol::Anthropic, None) => all.get(name).map(str::to_string),
                 _ => None,
             };
             self.set_http_request_header(name, value.as_deref());
@@ -503,8 +506,8 @@ impl HttpContext for ProviderHttp {
         );
         // An earlier attempt of this request may have rewritten the body and its
         // length; the body Envoy re-sends is the client's own.
-        if let Some(len) = aigw_wasm::request_property(self, headers::property::BODY_LENGTH) {
-            self.set_http_request_header("content-length", Some(&len));
+        if let Some(h) = &self.handoff {
+            self.set_http_request_header("content-length", Some(&h.body_length.to_string()));
         }
         let read_body = attempt.read_body;
         self.attempt = Some(attempt);
@@ -567,7 +570,10 @@ impl HttpContext for ProviderHttp {
         };
         self.set_http_response_header(headers::SERVED_BY, Some(&self.plan.name));
         let served_model = if self.model.is_empty() {
-            aigw_wasm::request_property(self, headers::property::MODEL).unwrap_or_default()
+            self.handoff
+                .as_ref()
+                .map(|h| h.model.clone())
+                .unwrap_or_default()
         } else {
             self.model.clone()
         };

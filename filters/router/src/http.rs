@@ -8,6 +8,7 @@ use aigw_core::config::router::RouterPlan;
 use aigw_core::error::{ApiError, ClientApi};
 use aigw_core::flow::consumer::{self, Ending};
 use aigw_core::flow::router::{self, HeadersDecision, RouteDecision};
+use aigw_core::handoff::Handoff;
 use aigw_core::headers::{self, StreamMode};
 use aigw_core::metrics::RequestSample;
 use aigw_core::quota::{self, RateStatus, Reservation};
@@ -91,8 +92,10 @@ pub struct RouterHttp {
     consumer: Option<usize>,
     /// Values of the headers canary splits are sticky on.
     sticky_headers: Vec<(String, String)>,
-    /// The client's Anthropic headers, kept for every attempt (filter state).
+    /// The client's Anthropic headers, kept for every attempt (in the hand-off).
     anthropic_headers: Vec<(&'static str, String)>,
+    /// The client's path.
+    client_path: String,
     hold: Option<Hold>,
     /// What came back, as it came.
     answer: Answer,
@@ -114,6 +117,7 @@ impl RouterHttp {
             consumer: None,
             sticky_headers: Vec::new(),
             anthropic_headers: Vec::new(),
+            client_path: String::new(),
             hold: None,
             answer: Answer::default(),
             metrics,
@@ -241,6 +245,13 @@ impl RouterHttp {
         log::info!("[{}] stream from provider {provider} {how}", self.id);
         self.metrics
             .stream_interrupted(provider, self.answer.body_ended);
+    }
+
+    fn anthropic_header(&self, name: &str) -> Option<String> {
+        self.anthropic_headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
     }
 
     /// Estimated tokens of the text the response carried so far.
@@ -378,6 +389,7 @@ impl HttpContext for RouterHttp {
         let path = all.get(":path").unwrap_or_default().to_string();
         // The client's path, for the access log (the provider filter rewrites `:path`).
         aigw_wasm::set_request_property(self, headers::property::CLIENT_PATH, &path);
+        self.client_path = path.clone();
         if let Err(action) = self.authenticate(&path, &all) {
             return action;
         }
@@ -391,9 +403,9 @@ impl HttpContext for RouterHttp {
                 self.set_http_request_header(name, None);
             }
         }
-        for (name, property) in headers::property::ANTHROPIC_HEADERS {
+        for name in headers::ANTHROPIC_HEADERS {
             if let Some(v) = all.get(name) {
-                self.anthropic_headers.push((property, v.to_string()));
+                self.anthropic_headers.push((name, v.to_string()));
             }
         }
         let content_type = all.get("content-type");
@@ -449,30 +461,25 @@ impl HttpContext for RouterHttp {
                 // The header drives Envoy's route match; filter state carries the
                 // decisions to the provider filter of every attempt.
                 self.set_http_request_header(headers::ROUTE, Some(&decision.route));
-                let request_id = format!("{:x}-{:x}", aigw_wasm::now_ns(self), self.id);
-                aigw_wasm::set_request_property(self, headers::property::REQUEST_ID, &request_id);
-                aigw_wasm::set_request_property(self, headers::property::ROUTE, &decision.route);
                 // Every attempt restores what the client sent, whatever an
                 // earlier attempt (another provider) did to the shared headers.
-                aigw_wasm::set_request_property(
-                    self,
-                    headers::property::BODY_LENGTH,
-                    &body_size.to_string(),
-                );
-                for (property, v) in &self.anthropic_headers {
-                    aigw_wasm::set_request_property(self, property, v);
-                }
+                let handoff = Handoff {
+                    route: decision.route.clone(),
+                    stream: decision.stream.map(|m| m.as_header().to_string()),
+                    request_id: format!("{:x}-{:x}", aigw_wasm::now_ns(self), self.id),
+                    client_path: self.client_path.clone(),
+                    body_length: u64::try_from(body_size).unwrap_or(u64::MAX),
+                    model: decision.model.clone(),
+                    anthropic_version: self.anthropic_header("anthropic-version"),
+                    anthropic_beta: self.anthropic_header("anthropic-beta"),
+                };
+                self.set_property(vec![headers::property::HANDOFF], Some(&handoff.to_bytes()));
                 self.set_http_request_header(
                     headers::CLIENT_API,
                     Some(decision.op.client_api().as_str()),
                 );
                 if let Some(mode) = decision.stream {
                     self.set_http_request_header(headers::STREAM, Some(mode.as_header()));
-                    aigw_wasm::set_request_property(
-                        self,
-                        headers::property::STREAM,
-                        mode.as_header(),
-                    );
                 }
                 log::debug!(
                     "[{}] model {:?} -> route {}",
