@@ -253,6 +253,20 @@ impl OpenAiStream {
     }
 
     fn count_output(&mut self, data: &str) {
+        // Only a chunk with text can add to the count: skip the parse of the
+        // others (the usage chunk, a finish chunk). Keys only: servers differ
+        // in the spaces around `:`.
+        let has_text = [
+            "\"content\"",
+            "\"arguments\"",
+            "\"text\"",
+            "\"reasoning_content\"",
+        ]
+        .iter()
+        .any(|k| data.contains(k));
+        if !has_text {
+            return;
+        }
         #[derive(serde::Deserialize)]
         struct Chunk<'a> {
             #[serde(default, borrow)]
@@ -457,6 +471,10 @@ mod early_end_tests {
         s.push(b"ces\":[{\"delta\":{\"content\":\" world!!\"}}]}\n\ndata: [DONE]\n\n");
         // "Hello" 2 + " world!!" 2.
         assert_eq!(s.output_estimate(), 4);
+        // Spaces around `:` (as Python servers write JSON) count the same.
+        let mut spaced = OpenAiStream::new(false);
+        spaced.push(b"data: {\"choices\": [{\"delta\": {\"content\": \"Hello\"}}]}\n\n");
+        assert_eq!(spaced.output_estimate(), 2);
         let mut a = AnthropicStream::new();
         a.push(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello there\"}}\n\n");
         a.push(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\\\":1}\"}}\n\n");
