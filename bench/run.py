@@ -41,6 +41,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import harness  # noqa: E402  (the tests' mock provider process)
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(os.environ.get("AIGW_BIN_DIR", ROOT / "target" / "tools"))
 BENCH_BIN = Path(os.environ.get("AIGW_BENCH_BIN", BIN_DIR / "aigw-bench"))
@@ -130,35 +133,14 @@ def pin(pid: int, cpus: set) -> None:
             pass
 
 
-class Mock:
+class Mock(harness.Mock):
+    """The tests' mock provider, with its threads on the client's CPU."""
+
     def __init__(self):
-        self.proc = subprocess.Popen(
-            [str(BIN_DIR / "mock-provider"), "--listen", "127.0.0.1:0", "--name", "mock"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if "listening on" not in line:
-            self.stop()
-            raise RuntimeError(f"mock did not start: {line!r}")
-        self.port = int(line.rsplit(":", 1)[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__("mock")
         # The mock's threads run with the client's CPU: set it for each thread it has now.
         for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
             pin(int(tid), CLIENT_CPUS)
-
-    def clear(self) -> None:
-        """The mock keeps its last 10,000 requests, bodies included: forget them between runs."""
-        req = urllib.request.Request(self.url + "/__mock/requests", method="DELETE")
-        urllib.request.urlopen(req, timeout=10).read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def render_gateway(mock: Mock, workdir: Path) -> dict:
@@ -324,7 +306,8 @@ class Runner:
         r = json.loads(out)
         if target != "direct" and r["ok"]:
             r["envoy_cpu_us_per_request"] = round((cpu1 - cpu0) * 1e6 / r["ok"], 1)
-        self.mock.clear()
+        # The mock keeps its last 10,000 requests, bodies included: forget them between runs.
+        self.mock.clear_requests()
         return r
 
 

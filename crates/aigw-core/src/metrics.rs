@@ -230,6 +230,16 @@ pub fn fallback_name(fold: &mut LabelFold, model: &str, provider: &str) -> Strin
     )
 }
 
+/// `aigw.streams_interrupted_total.provider.<p>.how.<ended_early|reset>`:
+/// a stream that started and did not reach its end event.
+pub fn interrupted_name(fold: &mut LabelFold, provider: &str, ended_early: bool) -> String {
+    let how = if ended_early { "ended_early" } else { "reset" };
+    format!(
+        "aigw.streams_interrupted_total.provider.{}.how.{how}",
+        fold.value("provider", provider)
+    )
+}
+
 /// `aigw.retries_total.provider.<p>`: an attempt on another key of the
 /// same provider.
 pub fn retry_name(fold: &mut LabelFold, provider: &str) -> String {

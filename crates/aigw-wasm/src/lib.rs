@@ -247,6 +247,8 @@ impl Metric {
 pub struct MetricCache {
     pub fold: std::cell::RefCell<aigw_core::metrics::LabelFold>,
     defined: std::cell::RefCell<std::collections::HashMap<String, Metric>>,
+    /// The series cap was reached (and said so once).
+    full: std::cell::Cell<bool>,
 }
 
 impl MetricCache {
@@ -259,13 +261,11 @@ impl MetricCache {
             Some(m) => *m,
             None => {
                 if defined.len() >= aigw_core::metrics::MAX_SERIES {
-                    if defined.len() == aigw_core::metrics::MAX_SERIES {
+                    if !self.full.replace(true) {
                         log::warn!(
                             "aigw: {} metric series on this worker; new ones are dropped",
                             aigw_core::metrics::MAX_SERIES
                         );
-                        // Marks the warning as given.
-                        defined.insert(String::new(), Metric(None));
                     }
                     return;
                 }
@@ -292,6 +292,15 @@ impl MetricCache {
             kind: aigw_core::metrics::Kind::Counter,
             value: 1,
         });
+    }
+
+    /// Adds 1 to the counter whose name `name` makes with the label budget.
+    pub fn count_with(&self, name: impl FnOnce(&mut aigw_core::metrics::LabelFold) -> String) {
+        let name = match self.fold.try_borrow_mut() {
+            Ok(mut fold) => name(&mut fold),
+            Err(_) => return,
+        };
+        self.count(name);
     }
 }
 

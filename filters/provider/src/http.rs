@@ -106,11 +106,12 @@ impl ProviderHttp {
         let found = name.as_deref().and_then(|n| {
             self.members
                 .iter()
-                .position(|m| m.plan.name == n)
-                .map(|i| (i, self.members.get(i).cloned()))
+                .enumerate()
+                .find(|(_, m)| m.plan.name == n)
+                .map(|(i, m)| (i, m.clone()))
         });
         match found {
-            Some((i, Some(m))) => {
+            Some((i, m)) => {
                 self.plan = m.plan;
                 self.shared = m.shared;
                 self.more_targets = self.refusals_move_on && i + 1 < self.members.len();
@@ -121,11 +122,9 @@ impl ProviderHttp {
                         .as_ref()
                         .map(|h| h.model.clone())
                         .unwrap_or_default();
-                    if let Ok(mut fold) = self.metrics.fold.try_borrow_mut() {
-                        let name = metrics::fallback_name(&mut fold, &model, &self.plan.name);
-                        drop(fold);
-                        self.metrics.count(name);
-                    }
+                    let provider = &self.plan.name;
+                    self.metrics
+                        .count_with(|fold| metrics::fallback_name(fold, &model, provider));
                 }
                 Ok(())
             }
@@ -161,11 +160,9 @@ impl ProviderHttp {
             if !tried.is_empty() && !self.retry_counted {
                 // Another attempt of this request on this provider: a key retry.
                 self.retry_counted = true;
-                if let Ok(mut fold) = self.metrics.fold.try_borrow_mut() {
-                    let name = metrics::retry_name(&mut fold, &self.plan.name);
-                    drop(fold);
-                    self.metrics.count(name);
-                }
+                let provider = &self.plan.name;
+                self.metrics
+                    .count_with(|fold| metrics::retry_name(fold, provider));
             }
             let sticky = self
                 .plan

@@ -92,18 +92,16 @@ pub struct RouterHttp {
     consumer: Option<usize>,
     /// Values of the headers canary splits are sticky on.
     sticky_headers: Vec<(String, String)>,
-    /// The client's Anthropic headers, kept for every attempt (in the hand-off).
-    anthropic_headers: Vec<(&'static str, String)>,
-    /// The client's path.
-    client_path: String,
+    /// What the provider filter of every attempt gets: the client's path and
+    /// Anthropic headers from the request headers, the rest once routed (an
+    /// empty `model` until then).
+    handoff: Handoff,
     hold: Option<Hold>,
     /// What came back, as it came.
     answer: Answer,
     metrics: Rc<RouterMetrics>,
     /// When the request arrived (milliseconds since the epoch).
     start_ms: u64,
-    /// The model the client asked for, once read.
-    model: Option<String>,
     /// The prompt's estimated tokens, for a response without usage.
     prompt_tokens: u64,
 }
@@ -116,13 +114,11 @@ impl RouterHttp {
             phase: Phase::Start,
             consumer: None,
             sticky_headers: Vec::new(),
-            anthropic_headers: Vec::new(),
-            client_path: String::new(),
+            handoff: Handoff::default(),
             hold: None,
             answer: Answer::default(),
             metrics,
             start_ms: 0,
-            model: None,
             prompt_tokens: 0,
         }
     }
@@ -247,13 +243,6 @@ impl RouterHttp {
             .stream_interrupted(provider, self.answer.body_ended);
     }
 
-    fn anthropic_header(&self, name: &str) -> Option<String> {
-        self.anthropic_headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
-    }
-
     /// Estimated tokens of the text the response carried so far.
     fn output_so_far(&self) -> u64 {
         match &self.answer.response {
@@ -305,7 +294,7 @@ impl RouterHttp {
         // The gateway's own replies and failed answers carry no tokens; a
         // stream that never ended carries what it reported or streamed.
         let sample = RequestSample {
-            model: self.model.as_deref().unwrap_or(""),
+            model: &self.handoff.model,
             served_model: self.answer.served_model.as_deref().unwrap_or(""),
             provider: self.answer.provider.as_deref().unwrap_or(""),
             consumer,
@@ -389,7 +378,9 @@ impl HttpContext for RouterHttp {
         let path = all.get(":path").unwrap_or_default().to_string();
         // The client's path, for the access log (the provider filter rewrites `:path`).
         aigw_wasm::set_request_property(self, headers::property::CLIENT_PATH, &path);
-        self.client_path = path.clone();
+        self.handoff.client_path = path.clone();
+        self.handoff.anthropic_version = all.get("anthropic-version").map(str::to_string);
+        self.handoff.anthropic_beta = all.get("anthropic-beta").map(str::to_string);
         if let Err(action) = self.authenticate(&path, &all) {
             return action;
         }
@@ -401,11 +392,6 @@ impl HttpContext for RouterHttp {
         {
             if all.get(name).is_some() {
                 self.set_http_request_header(name, None);
-            }
-        }
-        for name in headers::ANTHROPIC_HEADERS {
-            if let Some(v) = all.get(name) {
-                self.anthropic_headers.push((name, v.to_string()));
             }
         }
         let content_type = all.get("content-type");
@@ -452,7 +438,7 @@ impl HttpContext for RouterHttp {
         let body = self.get_http_request_body(0, body_size).unwrap_or_default();
         match router::route_body(&self.plan, self.consumer, op, &body, &self.sticky_headers) {
             Ok(decision) => {
-                self.model = Some(decision.model.clone());
+                self.handoff.model = decision.model.clone();
                 aigw_wasm::set_request_property(self, headers::property::MODEL, &decision.model);
                 self.prompt_tokens = decision.prompt_tokens;
                 if let Err(action) = self.reserve(&decision) {
@@ -463,17 +449,14 @@ impl HttpContext for RouterHttp {
                 self.set_http_request_header(headers::ROUTE, Some(&decision.route));
                 // Every attempt restores what the client sent, whatever an
                 // earlier attempt (another provider) did to the shared headers.
-                let handoff = Handoff {
-                    route: decision.route.clone(),
-                    stream: decision.stream.map(|m| m.as_header().to_string()),
-                    request_id: format!("{:x}-{:x}", aigw_wasm::now_ns(self), self.id),
-                    client_path: self.client_path.clone(),
-                    body_length: u64::try_from(body_size).unwrap_or(u64::MAX),
-                    model: decision.model.clone(),
-                    anthropic_version: self.anthropic_header("anthropic-version"),
-                    anthropic_beta: self.anthropic_header("anthropic-beta"),
-                };
-                self.set_property(vec![headers::property::HANDOFF], Some(&handoff.to_bytes()));
+                self.handoff.route = decision.route.clone();
+                self.handoff.stream = decision.stream.map(|m| m.as_header().to_string());
+                self.handoff.request_id = format!("{:x}-{:x}", aigw_wasm::now_ns(self), self.id);
+                self.handoff.body_length = u64::try_from(body_size).unwrap_or(u64::MAX);
+                self.set_property(
+                    vec![headers::property::HANDOFF],
+                    Some(&self.handoff.to_bytes()),
+                );
                 self.set_http_request_header(
                     headers::CLIENT_API,
                     Some(decision.op.client_api().as_str()),

@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use aigw_core::metrics::{request_updates, RequestSample};
+use aigw_core::metrics::{interrupted_name, request_updates, RequestSample};
 use aigw_wasm::MetricCache;
 
 use aigw_core::config::parse_json;
@@ -28,14 +28,8 @@ pub struct RouterMetrics {
 impl RouterMetrics {
     /// `aigw.streams_interrupted_total.provider.<p>.how.<ended_early|reset>`.
     pub fn stream_interrupted(&self, provider: &str, ended_early: bool) {
-        let how = if ended_early { "ended_early" } else { "reset" };
-        let provider = match self.cache.fold.try_borrow_mut() {
-            Ok(mut fold) => fold.value("provider", provider),
-            Err(_) => return,
-        };
-        self.cache.count(format!(
-            "aigw.streams_interrupted_total.provider.{provider}.how.{how}"
-        ));
+        self.cache
+            .count_with(|fold| interrupted_name(fold, provider, ended_early));
     }
 
     /// The metrics of a request that ended.
