@@ -199,8 +199,36 @@ def build_bootstrap(rendered: dict) -> dict:
     route["route"]["cluster"] = "bench-plain-mock"
     hcm["route_config"] = {"name": "plain", "virtual_hosts": [{"name": "plain", "domains": ["*"], "routes": [route]}]}
 
-    res["listeners"] = [l0, l2]
+    # l1: l0 with the no-op module where l2 has its two filters (downstream, and upstream in a
+    # copy of the cluster), so l1 − l0 is the price of a VM per request and l2 − l1 the filters' work.
+    (router_wasm,) = [f for f in listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+                      if f["name"] == "envoy.filters.http.wasm"]
+    noop_cluster = copy.deepcopy(cluster)
+    noop_cluster["name"] = "bench-noop-mock"
+    noop_cluster["load_assignment"]["cluster_name"] = "bench-noop-mock"
+    opts = noop_cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    opts["http_filters"] = [noop_filter(f) if f["name"] == "envoy.filters.http.wasm" else f
+                            for f in opts["http_filters"]]
+    res["clusters"].append(noop_cluster)
+    l1 = copy.deepcopy(l0)
+    l1["name"] = "l1"
+    hcm1 = l1["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm1["http_filters"] = [noop_filter(router_wasm)] + hcm1["http_filters"]
+    hcm1["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"] = "bench-noop-mock"
+
+    res["listeners"] = [l0, l1, l2]
     return boot
+
+
+def noop_filter(wasm_filter: dict) -> dict:
+    """`wasm_filter` (a rendered aigw wasm filter) with the no-op module instead of aigw's."""
+    f = copy.deepcopy(wasm_filter)
+    cfg = f["typed_config"]["config"]
+    cfg["name"] = "aigw-noop"
+    cfg.pop("configuration", None)
+    cfg["vm_config"]["code"]["local"]["filename"] = str(WASM_DIR / "aigw_noop.wasm")
+    cfg["vm_config"].pop("environment_variables", None)
+    return f
 
 
 class Envoy:
@@ -277,8 +305,7 @@ class Runner:
         self.workdir = workdir
         self.urls = {
             "direct": f"{mock.url}{PATH}",
-            "l0": f"http://127.0.0.1:{envoy.ports['l0']}{PATH}",
-            "l2": f"http://127.0.0.1:{envoy.ports['l2']}{PATH}",
+            **{t: f"http://127.0.0.1:{envoy.ports[t]}{PATH}" for t in ("l0", "l1", "l2")},
         }
 
     def run(self, target: str, wl: dict, mode: str, rate: float | None = None,
