@@ -10,10 +10,10 @@ use aigw_core::flow::provider::KeyChoice;
 use aigw_core::flow::provider::{self, AttemptPlan, ResponsePlan};
 use aigw_core::handoff::Handoff;
 use aigw_core::headers::{self, StreamMode};
-use aigw_core::keypool::{self, Outcome, PoolState, State};
+use aigw_core::keypool::{self, KeyHealth, Outcome, PoolState, State};
 use aigw_core::provider::Protocol;
 use aigw_core::{hostmeta, metrics};
-use aigw_wasm::MetricCache;
+use aigw_wasm::{Headers, MetricCache};
 
 use crate::root::{Member, Shared};
 use proxy_wasm::traits::{Context, HttpContext};
@@ -57,6 +57,9 @@ pub struct ProviderHttp {
     key: Option<usize>,
     /// The key is on trial: this attempt decides whether it is back.
     trial: bool,
+    /// The key was in full health (no failure on record) when chosen: a
+    /// success then changes nothing in the pool's state.
+    chosen_healthy: bool,
     outcome_recorded: bool,
 }
 
@@ -86,6 +89,7 @@ impl ProviderHttp {
             shared,
             key: None,
             trial: false,
+            chosen_healthy: false,
             outcome_recorded: false,
         }
     }
@@ -147,7 +151,7 @@ impl ProviderHttp {
 
     /// Chooses this attempt's key from the pool's shared state. `Err` carries
     /// the local reply already sent.
-    fn choose_key(&mut self, api: ClientApi) -> Result<Option<usize>, Action> {
+    fn choose_key(&mut self, api: ClientApi, all: &Headers) -> Result<Option<usize>, Action> {
         for _ in 0..4 {
             let now = aigw_wasm::now_ms(self);
             let n = self.plan.keys.keys().len();
@@ -164,17 +168,13 @@ impl ProviderHttp {
                 self.metrics
                     .count_with(|fold| metrics::retry_name(fold, provider));
             }
-            let sticky = self
-                .plan
-                .sticky_header
-                .as_deref()
-                .and_then(|h| aigw_wasm::request_header(self, h));
+            let sticky = self.plan.sticky_header.as_deref().and_then(|h| all.get(h));
             let choice = provider::choose_key(
                 &self.plan,
                 &state,
                 &mut self.shared.selector.borrow_mut(),
                 &tried,
-                sticky.as_deref(),
+                sticky,
                 now,
                 self.more_targets,
             );
@@ -183,7 +183,10 @@ impl ProviderHttp {
                 KeyChoice::Use {
                     index,
                     trial: false,
-                } => return Ok(Some(index)),
+                } => {
+                    self.chosen_healthy = state.keys.get(index) == Some(&KeyHealth::default());
+                    return Ok(Some(index));
+                }
                 KeyChoice::Use { index, trial: true } => {
                     // Claim the trial: only one request decides whether the key is back.
                     let claimed = aigw_wasm::shared_update(self, &self.shared.state_key, |bytes| {
@@ -285,13 +288,6 @@ impl ProviderHttp {
             self.plan.name,
             outcome.class()
         );
-        let n = self.plan.keys.keys().len();
-        let key_id = self
-            .plan
-            .keys
-            .get(index)
-            .map_or("?", |k| k.id.as_str())
-            .to_string();
         if let Some(m) = self.shared.metrics.get(index) {
             m.requests.add(1);
             match outcome {
@@ -301,6 +297,21 @@ impl ProviderHttp {
                 Outcome::Failed => m.error.add(1),
             }
         }
+        if outcome == Outcome::Success && self.chosen_healthy && !self.trial {
+            // A success of a key that had no failure on record when chosen
+            // changes nothing: the shared state is not read (one host call
+            // and a parse less per request). A failure another worker
+            // recorded in between is reset by the next success instead.
+            self.shared.tried.borrow_mut().forget(&self.request_id);
+            return;
+        }
+        let n = self.plan.keys.keys().len();
+        let key_id = self
+            .plan
+            .keys
+            .get(index)
+            .map_or("?", |k| k.id.as_str())
+            .to_string();
         let mut new_state = None;
         aigw_wasm::shared_update(self, &self.shared.state_key, |bytes| {
             let mut st = PoolState::load(bytes, &self.plan.fingerprint, n);
@@ -343,6 +354,20 @@ impl ProviderHttp {
                 key_id
             ),
             _ => {}
+        }
+    }
+
+    /// Sets (or, with `None`, removes) a request header unless the map, as
+    /// read in `all`, already says so: a host call saved per header.
+    fn ensure_request_header(&self, all: &Headers, name: &str, value: Option<&str>) {
+        let mut found = all.0.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let already = match (found.next(), value) {
+            (None, None) => true,
+            (Some(v), Some(want)) => v == want && found.next().is_none(),
+            _ => false,
+        };
+        if !already {
+            self.set_http_request_header(name, value);
         }
     }
 
@@ -448,7 +473,7 @@ impl HttpContext for ProviderHttp {
         }
         let api = aigw_core::api::classify("POST", &client_path)
             .map_or(ClientApi::OpenAi, |e| e.op.client_api());
-        let key = match self.choose_key(api) {
+        let key = match self.choose_key(api, &all) {
             Ok(k) => k,
             Err(action) => return action,
         };
@@ -466,27 +491,35 @@ impl HttpContext for ProviderHttp {
                 return self.fail(&err, api);
             }
         };
+        // Each header below is written only when it changes something: `all`
+        // is the map as this attempt found it (an earlier attempt of a
+        // fallback chain may have edited it).
         // Responses must arrive uncompressed: usage is read from them and
         // translations rewrite them.
-        self.set_http_request_header("accept-encoding", Some("identity"));
+        self.ensure_request_header(&all, "accept-encoding", Some("identity"));
         // The client's Anthropic headers go to Anthropic providers only, as
         // the client sent them (an earlier attempt of a fallback chain may
         // have removed them, or added its own default version).
         // (Without the router filter, the headers are the client's.)
-        for name in headers::ANTHROPIC_HEADERS {
-            let value = match (self.plan.provider.protocol(), &self.handoff) {
+        let mut anthropic = [None, None];
+        for (name, slot) in headers::ANTHROPIC_HEADERS.iter().zip(&mut anthropic) {
+            *slot = match (self.plan.provider.protocol(), &self.handoff) {
                 (Protocol::Anthropic, Some(h)) => h.anthropic_header(name).map(str::to_string),
                 (Protocol::Anthropic, None) => all.get(name).map(str::to_string),
                 _ => None,
             };
-            self.set_http_request_header(name, value.as_deref());
+            self.ensure_request_header(&all, name, slot.as_deref());
         }
         self.set_http_request_header(":authority", Some(&attempt.authority));
         if let Some((name, value)) = &attempt.auth {
             self.set_http_request_header(name, Some(value));
         }
         for (name, value) in &attempt.default_headers {
-            if aigw_wasm::request_header(self, name).is_none() {
+            let present = match headers::ANTHROPIC_HEADERS.iter().position(|h| h == name) {
+                Some(i) => anthropic[i].is_some(),
+                None => all.get(name).is_some(),
+            };
+            if !present {
                 self.set_http_request_header(name, Some(value));
             }
         }
@@ -504,7 +537,8 @@ impl HttpContext for ProviderHttp {
         // An earlier attempt of this request may have rewritten the body and its
         // length; the body Envoy re-sends is the client's own.
         if let Some(h) = &self.handoff {
-            self.set_http_request_header("content-length", Some(&h.body_length.to_string()));
+            let length = h.body_length.to_string();
+            self.ensure_request_header(&all, "content-length", Some(&length));
         }
         let read_body = attempt.read_body;
         self.attempt = Some(attempt);
@@ -560,8 +594,10 @@ impl HttpContext for ProviderHttp {
         if !matches!(self.phase, Phase::Sent) {
             return Action::Continue;
         }
-        let status = aigw_wasm::response_status(self);
-        self.record_outcome(status, aigw_wasm::response_header(self, "retry-after"));
+        let response = aigw_wasm::response_headers(self);
+        let status = response.status();
+        let retry_after = response.get("retry-after").map(str::to_string);
+        self.record_outcome(status, retry_after.clone());
         let Some(attempt) = &self.attempt else {
             return Action::Continue;
         };
@@ -577,8 +613,7 @@ impl HttpContext for ProviderHttp {
         if !served_model.is_empty() {
             self.set_http_response_header(headers::SERVED_MODEL, Some(&served_model));
         }
-        let content_type = aigw_wasm::response_header(self, "content-type");
-        let plan = provider::on_response_headers(attempt, status, content_type.as_deref());
+        let plan = provider::on_response_headers(attempt, status, response.get("content-type"));
         match plan {
             ResponsePlan::Pass => Action::Continue,
             ResponsePlan::RewriteError if end_of_stream => {
@@ -592,7 +627,6 @@ impl HttpContext for ProviderHttp {
                     self.id,
                     self.plan.name
                 );
-                let retry_after = aigw_wasm::response_header(self, "retry-after");
                 let mut extra = vec![(headers::SERVED_BY, self.plan.name.as_str())];
                 if let Some(value) = retry_after.as_deref() {
                     extra.push(("retry-after", value));

@@ -17,7 +17,7 @@ use aigw_core::stream::{
 };
 use aigw_core::usage::Usage;
 use aigw_core::usage::{self, UsageSource};
-use aigw_wasm::RequestHeaders;
+use aigw_wasm::Headers;
 use proxy_wasm::traits::{Context, HttpContext};
 
 use crate::root::RouterMetrics;
@@ -135,7 +135,7 @@ impl RouterHttp {
     }
 
     /// Identifies the caller by its key; `Err` when it must be refused.
-    fn authenticate(&mut self, path: &str, headers: &RequestHeaders) -> Result<(), Action> {
+    fn authenticate(&mut self, path: &str, headers: &Headers) -> Result<(), Action> {
         if !self.plan.consumers.required() {
             return Ok(());
         }
@@ -457,12 +457,10 @@ impl HttpContext for RouterHttp {
                     vec![headers::property::HANDOFF],
                     Some(&self.handoff.to_bytes()),
                 );
-                self.set_http_request_header(
-                    headers::CLIENT_API,
-                    Some(decision.op.client_api().as_str()),
-                );
-                if let Some(mode) = decision.stream {
-                    self.set_http_request_header(headers::STREAM, Some(mode.as_header()));
+                // Envoy's own replies are OpenAI-shaped unless this says otherwise.
+                let api = decision.op.client_api();
+                if api != ClientApi::OpenAi {
+                    self.set_http_request_header(headers::CLIENT_API, Some(api.as_str()));
                 }
                 log::debug!(
                     "[{}] model {:?} -> route {}",
@@ -478,19 +476,20 @@ impl HttpContext for RouterHttp {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let status = aigw_wasm::response_status(self);
+        let response = aigw_wasm::response_headers(self);
+        let status = response.status();
         self.answer.status = Some(status);
         let Phase::Forwarded(decision) = &self.phase else {
             return Action::Continue;
         };
-        self.answer.provider = aigw_wasm::response_header(self, headers::SERVED_BY);
-        self.answer.served_model = aigw_wasm::response_header(self, headers::SERVED_MODEL);
+        self.answer.provider = response.get(headers::SERVED_BY).map(str::to_string);
+        self.answer.served_model = response.get(headers::SERVED_MODEL).map(str::to_string);
         if self.consumer.is_some() {
             // The provider's limits describe the gateway's account, not this
             // caller: they are replaced by the consumer's own.
-            for name in aigw_wasm::response_header_names(self) {
-                if consumer::is_provider_rate_limit_header(&name) {
-                    self.set_http_response_header(&name, None);
+            for (name, _) in &response.0 {
+                if consumer::is_provider_rate_limit_header(name) {
+                    self.set_http_response_header(name, None);
                 }
             }
             if let Some(hold) = &self.hold {
@@ -504,7 +503,8 @@ impl HttpContext for RouterHttp {
         }
         let api = decision.op.client_api();
         let strip = decision.stream == Some(StreamMode::Plain);
-        let content_type = aigw_wasm::response_header(self, "content-type")
+        let content_type = response
+            .get("content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
