@@ -1,10 +1,14 @@
 //! What the router filter hands to the provider filter of every attempt, as
-//! one filter-state value (`wasm.aigw_handoff`): one host call to write it,
-//! one per attempt to read it.
+//! one filter-state value (`wasm.aigw_handoff`), and for the first attempt
+//! also as the internal header `x-aigw-handoff`.
 //!
-//! Filter state rather than request headers: Envoy re-sends the same header
-//! map on a retry or fallback, with an earlier attempt's rewrites in it; the
-//! hand-off keeps what the client sent and what the router decided.
+//! Filter state because Envoy re-sends the same header map on a retry or
+//! fallback, with an earlier attempt's rewrites in it (the first attempt's
+//! provider filter removes the header, as every internal header): the
+//! hand-off keeps what the client sent and what the router decided. The
+//! header because the provider filter reads the request headers anyway: the
+//! first attempt (nearly every request) needs no read of filter state, which
+//! costs Envoy more than a header.
 
 use serde::{Deserialize, Serialize};
 

@@ -15,6 +15,10 @@ pub const ROUTE: &str = "x-aigw-route";
 /// for `stream_options.include_usage` itself.
 pub const STREAM: &str = "x-aigw-stream";
 
+/// The router filter's hand-off ([`crate::handoff::Handoff`], JSON) for the
+/// first attempt's provider filter; later attempts read it from filter state.
+pub const HANDOFF: &str = "x-aigw-handoff";
+
 /// The client's Anthropic headers: kept for every attempt in the router
 /// filter's hand-off (an attempt to another kind of provider removes them
 /// from the shared header map), sent to Anthropic providers only.

@@ -160,64 +160,150 @@ pub fn status_class(status: Option<u16>) -> &'static str {
     }
 }
 
-/// The updates for one request.
-pub fn request_updates(s: &RequestSample<'_>, fold: &mut LabelFold) -> Vec<Update> {
-    let model = fold.value("model", s.model);
-    let served = fold.value("served_model", s.served_model);
-    let provider = fold.value("provider", s.provider);
-    let consumer = fold.value("consumer", s.consumer);
-    let mut out = vec![Update {
-        name: format!(
-            "aigw.requests_total.model.{model}.served_model.{served}.provider.{provider}.consumer.{consumer}.status.{}",
-            status_class(s.status)
-        ),
-        kind: Kind::Counter,
-        value: 1,
-    }];
-    if let Some(u) = s.usage {
-        let source = match u.source {
-            UsageSource::Reported => "reported",
-            UsageSource::Estimated => "estimated",
-        };
-        for (kind, n) in [
-            ("input", u.input_tokens),
-            ("output", u.output_tokens),
-            ("total", u.total_tokens),
-            ("cached", u.cached_input_tokens),
-            ("reasoning", u.reasoning_tokens),
-        ] {
-            if let Some(n) = n {
-                out.push(Update {
-                    name: format!(
-                        "aigw.tokens_total.model.{model}.served_model.{served}.provider.{provider}.consumer.{consumer}.type.{kind}.source.{source}"
-                    ),
-                    kind: Kind::Counter,
-                    value: n,
-                });
+/// A request's label values, folded ([`LabelFold`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLabels {
+    model: String,
+    served: String,
+    provider: String,
+    consumer: String,
+    status: &'static str,
+}
+
+impl RequestLabels {
+    pub fn of(s: &RequestSample<'_>, fold: &mut LabelFold) -> RequestLabels {
+        RequestLabels {
+            model: fold.value("model", s.model),
+            served: fold.value("served_model", s.served_model),
+            provider: fold.value("provider", s.provider),
+            consumer: fold.value("consumer", s.consumer),
+            status: status_class(s.status),
+        }
+    }
+
+    /// The name of `slot`'s metric for these labels.
+    pub fn name(&self, slot: Slot) -> String {
+        let RequestLabels {
+            model,
+            served,
+            provider,
+            consumer,
+            status,
+        } = self;
+        match slot {
+            Slot::Requests => format!(
+                "aigw.requests_total.model.{model}.served_model.{served}.provider.{provider}.consumer.{consumer}.status.{status}"
+            ),
+            Slot::Tokens(kind, source) => format!(
+                "aigw.tokens_total.model.{model}.served_model.{served}.provider.{provider}.consumer.{consumer}.type.{}.source.{}",
+                kind.as_str(),
+                source.as_str()
+            ),
+            Slot::Duration => {
+                format!("aigw.request_duration_ms.model.{model}.provider.{provider}.consumer.{consumer}")
+            }
+            Slot::Ttft => format!(
+                "aigw.time_to_first_token_ms.model.{model}.provider.{provider}.consumer.{consumer}"
+            ),
+            Slot::Stream => {
+                format!("aigw.stream_duration_ms.model.{model}.provider.{provider}.consumer.{consumer}")
             }
         }
     }
-    let timing = format!("model.{model}.provider.{provider}.consumer.{consumer}");
-    out.push(Update {
-        name: format!("aigw.request_duration_ms.{timing}"),
-        kind: Kind::Histogram,
-        value: s.duration_ms,
-    });
+}
+
+/// The raw label values of a request, as one key (for a cache of the
+/// metrics of each label combination, which skips folding and naming).
+pub fn request_key(s: &RequestSample<'_>) -> String {
+    let mut key = String::with_capacity(
+        s.model.len() + s.served_model.len() + s.provider.len() + s.consumer.len() + 8,
+    );
+    for part in [s.model, s.served_model, s.provider, s.consumer] {
+        key.push_str(part);
+        key.push('\n');
+    }
+    key.push_str(status_class(s.status));
+    key
+}
+
+/// Which of a request's metrics a value is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Requests,
+    Tokens(TokenKind, UsageSource),
+    Duration,
+    Ttft,
+    Stream,
+}
+
+impl Slot {
+    pub fn kind(self) -> Kind {
+        match self {
+            Slot::Requests | Slot::Tokens(..) => Kind::Counter,
+            Slot::Duration | Slot::Ttft | Slot::Stream => Kind::Histogram,
+        }
+    }
+}
+
+/// The `type` label of `aigw_tokens_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    Input,
+    Output,
+    Total,
+    Cached,
+    Reasoning,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Input => "input",
+            TokenKind::Output => "output",
+            TokenKind::Total => "total",
+            TokenKind::Cached => "cached",
+            TokenKind::Reasoning => "reasoning",
+        }
+    }
+}
+
+/// What one request adds to each of its metrics.
+pub fn request_values(s: &RequestSample<'_>) -> Vec<(Slot, u64)> {
+    let mut out = vec![(Slot::Requests, 1)];
+    if let Some(u) = s.usage {
+        for (kind, n) in [
+            (TokenKind::Input, u.input_tokens),
+            (TokenKind::Output, u.output_tokens),
+            (TokenKind::Total, u.total_tokens),
+            (TokenKind::Cached, u.cached_input_tokens),
+            (TokenKind::Reasoning, u.reasoning_tokens),
+        ] {
+            if let Some(n) = n {
+                out.push((Slot::Tokens(kind, u.source), n));
+            }
+        }
+    }
+    out.push((Slot::Duration, s.duration_ms));
     if let Some(ms) = s.ttft_ms {
-        out.push(Update {
-            name: format!("aigw.time_to_first_token_ms.{timing}"),
-            kind: Kind::Histogram,
-            value: ms,
-        });
+        out.push((Slot::Ttft, ms));
     }
     if let Some(ms) = s.stream_ms {
-        out.push(Update {
-            name: format!("aigw.stream_duration_ms.{timing}"),
-            kind: Kind::Histogram,
-            value: ms,
-        });
+        out.push((Slot::Stream, ms));
     }
     out
+}
+
+/// The updates for one request.
+pub fn request_updates(s: &RequestSample<'_>, fold: &mut LabelFold) -> Vec<Update> {
+    let labels = RequestLabels::of(s, fold);
+    request_values(s)
+        .into_iter()
+        .map(|(slot, value)| Update {
+            name: labels.name(slot),
+            kind: slot.kind(),
+            value,
+        })
+        .collect()
 }
 
 /// `aigw.fallbacks_total.model.<m>.provider.<p>`: an attempt that moved along

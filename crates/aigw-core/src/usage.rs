@@ -3,11 +3,21 @@
 use crate::schema::openai::OpenAiUsage;
 
 /// Whether counts come from the provider or from the gateway's own estimate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum UsageSource {
     #[default]
     Reported,
     Estimated,
+}
+
+impl UsageSource {
+    /// As in metrics and the access log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageSource::Reported => "reported",
+            UsageSource::Estimated => "estimated",
+        }
+    }
 }
 
 /// Token counts; `None` means "not known", never zero.

@@ -244,6 +244,14 @@ impl Metric {
             let _ = proxy_wasm::hostcalls::record_metric(id, v);
         }
     }
+
+    /// Adds `value` to a counter, or records it in a histogram.
+    pub fn record(&self, kind: aigw_core::metrics::Kind, value: u64) {
+        match kind {
+            aigw_core::metrics::Kind::Counter => self.add(i64::try_from(value).unwrap_or(i64::MAX)),
+            aigw_core::metrics::Kind::Histogram => self.set(value),
+        }
+    }
 }
 
 /// Metrics defined on first use, by name (per worker), with the label budget
@@ -259,35 +267,32 @@ pub struct MetricCache {
 impl MetricCache {
     /// Applies one update, defining its metric the first time.
     pub fn apply(&self, u: &aigw_core::metrics::Update) {
-        let Ok(mut defined) = self.defined.try_borrow_mut() else {
-            return;
-        };
-        let metric = match defined.get(&u.name) {
-            Some(m) => *m,
-            None => {
-                if defined.len() >= aigw_core::metrics::MAX_SERIES {
-                    if !self.full.replace(true) {
-                        log::warn!(
-                            "aigw: {} metric series on this worker; new ones are dropped",
-                            aigw_core::metrics::MAX_SERIES
-                        );
-                    }
-                    return;
-                }
-                let m = match u.kind {
-                    aigw_core::metrics::Kind::Counter => Metric::counter(&u.name),
-                    aigw_core::metrics::Kind::Histogram => Metric::histogram(&u.name),
-                };
-                defined.insert(u.name.clone(), m);
-                m
-            }
-        };
-        match u.kind {
-            aigw_core::metrics::Kind::Counter => {
-                metric.add(i64::try_from(u.value).unwrap_or(i64::MAX))
-            }
-            aigw_core::metrics::Kind::Histogram => metric.set(u.value),
+        if let Some(metric) = self.metric(&u.name, u.kind) {
+            metric.record(u.kind, u.value);
         }
+    }
+
+    /// The metric `name`, defined the first time; `None` past the series cap.
+    pub fn metric(&self, name: &str, kind: aigw_core::metrics::Kind) -> Option<Metric> {
+        let mut defined = self.defined.try_borrow_mut().ok()?;
+        if let Some(m) = defined.get(name) {
+            return Some(*m);
+        }
+        if defined.len() >= aigw_core::metrics::MAX_SERIES {
+            if !self.full.replace(true) {
+                log::warn!(
+                    "aigw: {} metric series on this worker; new ones are dropped",
+                    aigw_core::metrics::MAX_SERIES
+                );
+            }
+            return None;
+        }
+        let m = match kind {
+            aigw_core::metrics::Kind::Counter => Metric::counter(name),
+            aigw_core::metrics::Kind::Histogram => Metric::histogram(name),
+        };
+        defined.insert(name.to_string(), m);
+        Some(m)
     }
 
     /// Adds 1 to the counter `name`.

@@ -360,7 +360,11 @@ impl ProviderHttp {
     /// Sets (or, with `None`, removes) a request header unless the map, as
     /// read in `all`, already says so: a host call saved per header.
     fn ensure_request_header(&self, all: &Headers, name: &str, value: Option<&str>) {
-        let mut found = all.0.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let mut found = all
+            .0
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str());
         let already = match (found.next(), value) {
             (None, None) => true,
             (Some(v), Some(want)) => v == want && found.next().is_none(),
@@ -441,9 +445,14 @@ impl HttpContext for ProviderHttp {
         // Nothing of the gateway's internals or the client's credentials
         // leaves Envoy: removed now, with one read of the headers.
         let all = aigw_wasm::take_request_headers(self, true, None);
-        self.handoff = self
-            .get_property(vec![headers::property::HANDOFF])
-            .and_then(|b| Handoff::parse(&b));
+        // The first attempt finds the hand-off in the headers it just read
+        // (and removed); later ones in filter state.
+        self.handoff = match all.get(headers::HANDOFF) {
+            Some(value) => Handoff::parse(value.as_bytes()),
+            None => self
+                .get_property(vec![headers::property::HANDOFF])
+                .and_then(|b| Handoff::parse(&b)),
+        };
         let (client_path, route, stream, request_id) = match &self.handoff {
             Some(h) => (
                 h.client_path.clone(),

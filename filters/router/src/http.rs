@@ -277,11 +277,7 @@ impl RouterHttp {
                 aigw_wasm::set_request_property(self, property, &n.to_string());
             }
         }
-        let source = match u.source {
-            UsageSource::Reported => "reported",
-            UsageSource::Estimated => "estimated",
-        };
-        aigw_wasm::set_request_property(self, headers::property::TOKENS_SOURCE, source);
+        aigw_wasm::set_request_property(self, headers::property::TOKENS_SOURCE, u.source.as_str());
     }
 
     /// The request's metrics: count, tokens, timings.
@@ -453,10 +449,11 @@ impl HttpContext for RouterHttp {
                 self.handoff.stream = decision.stream.map(|m| m.as_header().to_string());
                 self.handoff.request_id = format!("{:x}-{:x}", aigw_wasm::now_ns(self), self.id);
                 self.handoff.body_length = u64::try_from(body_size).unwrap_or(u64::MAX);
-                self.set_property(
-                    vec![headers::property::HANDOFF],
-                    Some(&self.handoff.to_bytes()),
-                );
+                let handoff = self.handoff.to_bytes();
+                self.set_property(vec![headers::property::HANDOFF], Some(&handoff));
+                if let Ok(value) = std::str::from_utf8(&handoff) {
+                    self.set_http_request_header(headers::HANDOFF, Some(value));
+                }
                 // Envoy's own replies are OpenAI-shaped unless this says otherwise.
                 let api = decision.op.client_api();
                 if api != ClientApi::OpenAi {

@@ -2,8 +2,13 @@
 
 use std::rc::Rc;
 
-use aigw_core::metrics::{interrupted_name, request_updates, RequestSample};
-use aigw_wasm::MetricCache;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use aigw_core::metrics::{
+    interrupted_name, request_key, request_values, RequestLabels, RequestSample, Slot,
+};
+use aigw_wasm::{Metric, MetricCache};
 
 use aigw_core::config::parse_json;
 use aigw_core::config::router::{RouterConfig, RouterPlan};
@@ -23,6 +28,20 @@ pub struct RouterRoot {
 #[derive(Default)]
 pub struct RouterMetrics {
     pub cache: MetricCache,
+    /// The metrics of each label combination seen, by the raw label values:
+    /// a request of a known combination skips folding, naming and looking
+    /// up each name. Bounded by [`MAX_CACHED_LABEL_SETS`].
+    series: RefCell<HashMap<String, Series>>,
+}
+
+/// Label combinations whose metrics the router keeps at hand (per worker);
+/// requests of others take the longer way, with the same result.
+const MAX_CACHED_LABEL_SETS: usize = 1_000;
+
+/// One label combination's metrics, each defined when first needed.
+struct Series {
+    labels: RequestLabels,
+    metrics: Vec<(Slot, Option<Metric>)>,
 }
 
 impl RouterMetrics {
@@ -34,12 +53,41 @@ impl RouterMetrics {
 
     /// The metrics of a request that ended.
     pub fn request(&self, sample: &RequestSample<'_>) {
-        let updates = match self.cache.fold.try_borrow_mut() {
-            Ok(mut fold) => request_updates(sample, &mut fold),
-            Err(_) => return,
+        let Ok(mut all) = self.series.try_borrow_mut() else {
+            return;
         };
-        for u in &updates {
-            self.cache.apply(u);
+        let key = request_key(sample);
+        let mut uncached = None;
+        let series = match all.get_mut(&key) {
+            Some(s) => s,
+            None => {
+                let labels = match self.cache.fold.try_borrow_mut() {
+                    Ok(mut fold) => RequestLabels::of(sample, &mut fold),
+                    Err(_) => return,
+                };
+                let s = Series {
+                    labels,
+                    metrics: Vec::new(),
+                };
+                if all.len() < MAX_CACHED_LABEL_SETS {
+                    all.entry(key).or_insert(s)
+                } else {
+                    uncached.insert(s)
+                }
+            }
+        };
+        for (slot, value) in request_values(sample) {
+            let metric = match series.metrics.iter().find(|(s, _)| *s == slot) {
+                Some((_, m)) => *m,
+                None => {
+                    let m = self.cache.metric(&series.labels.name(slot), slot.kind());
+                    series.metrics.push((slot, m));
+                    m
+                }
+            };
+            if let Some(m) = metric {
+                m.record(slot.kind(), value);
+            }
         }
     }
 }
