@@ -37,6 +37,7 @@ COUNTERS = {
 }
 GAUGES = {
     "aigw_key_state": {"provider", "key"},
+    "aigw_wasm_memory_bytes": {"filter"},
 }
 HISTOGRAMS = {
     "aigw_request_duration_ms": {"model", "provider", "consumer"},
@@ -57,6 +58,7 @@ LABEL_VALUES = {
     "source": {"reported", "estimated"},
     "how": {"ended_early", "reset"},
     "class": {"rate_limited", "auth", "error"},
+    "filter": {"router", "provider"},
 }
 # README "Metrics per key": the values of aigw_key_state.
 KEY_STATES = {"0": "healthy", "1": "trial", "2": "cooling", "3": "unhealthy", "4": "disabled"}

@@ -276,3 +276,16 @@ def test_an_anthropic_client_of_a_provider_without_usage_gets_estimated_tokens(e
     assert d("reported") == 0
     assert d("estimated") == estimate(r.json()["content"][0]["text"])
     assert log_line(gw, "obs-anthropic")["tokens_source"] == "estimated"
+
+
+def test_each_filter_reports_its_vm_memory(env):
+    """`aigw_wasm_memory_bytes{filter}`: the linear memory of each filter's VM, set at
+    configuration and every 10 s; a wasm page is 64 KiB, a filter's VM holds at least its
+    module's data and stack (over 1 MiB here)."""
+    gw, *_ = env
+    assert gw.chat({"model": "gpt", "messages": HI}, headers=auth("team-a")).status == 200
+    m = wait_for(gw, lambda m: all(value(m, "aigw_wasm_memory_bytes", filter=f) > 0
+                                   for f in ("router", "provider")))
+    for f in ("router", "provider"):
+        v = value(m, "aigw_wasm_memory_bytes", filter=f)
+        assert v >= 1 << 20 and v % 65536 == 0, (f, v)

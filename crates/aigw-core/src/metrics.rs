@@ -34,6 +34,7 @@ pub const LABELS: &[&str] = &[
     "key",
     "class",
     "how",
+    "filter",
 ];
 
 /// A label value safe inside a metric name. A value that is a label's name

@@ -254,6 +254,39 @@ impl Metric {
     }
 }
 
+/// How often each filter reports its VM's memory.
+pub const MEMORY_REPORT_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The gauge `aigw.wasm_memory_bytes.filter.<filter>`: the linear memory of
+/// the filter's VM (per worker; with several workers, the last one to
+/// report). A wasm VM's memory never shrinks: this is its high-water mark.
+pub struct MemoryGauge(Metric);
+
+impl MemoryGauge {
+    pub fn new(filter: &str) -> MemoryGauge {
+        MemoryGauge(Metric::gauge(&format!(
+            "aigw.wasm_memory_bytes.filter.{}",
+            metric_label(filter)
+        )))
+    }
+
+    pub fn report(&self) {
+        self.0.set(vm_memory_bytes());
+    }
+}
+
+/// The VM's linear memory in bytes (0 outside wasm).
+pub fn vm_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (core::arch::wasm32::memory_size(0) as u64).saturating_mul(65_536)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
+}
+
 /// Metrics defined on first use, by name (per worker), with the label budget
 /// that bounds their names ([`aigw_core::metrics`]).
 #[derive(Default)]

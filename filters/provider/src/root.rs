@@ -70,6 +70,7 @@ pub struct ProviderRoot {
     metrics: Rc<aigw_wasm::MetricCache>,
     /// Probes in flight: call token → key index.
     probes: HashMap<u32, usize>,
+    memory: Option<aigw_wasm::MemoryGauge>,
 }
 
 impl ProviderRoot {
@@ -269,11 +270,14 @@ impl RootContext for ProviderRoot {
                 state_key,
                 metrics,
             });
+            // Ticks probe keys (with a health check) and report the VM's memory.
+            let mut tick = aigw_wasm::MEMORY_REPORT_PERIOD;
             if !chain {
                 if let Some(hc) = &plan.health_check {
-                    self.set_tick_period(Duration::from_millis(hc.interval_ms));
+                    tick = tick.min(Duration::from_millis(hc.interval_ms));
                 }
             }
+            self.set_tick_period(tick);
             members.push(Member {
                 plan: Rc::new(plan),
                 shared,
@@ -284,6 +288,9 @@ impl RootContext for ProviderRoot {
             log::info!("aigw-provider: fallback chain {}", names.join(" -> "));
         }
         self.members = Rc::new(members);
+        let memory = aigw_wasm::MemoryGauge::new("provider");
+        memory.report();
+        self.memory = Some(memory);
         true
     }
 
@@ -303,5 +310,8 @@ impl RootContext for ProviderRoot {
 
     fn on_tick(&mut self) {
         self.probe();
+        if let Some(m) = &self.memory {
+            m.report();
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aigw_core::metrics::{
     interrupted_name, request_key, request_values, RequestLabels, RequestSample, Slot,
 };
-use aigw_wasm::{Metric, MetricCache};
+use aigw_wasm::{MemoryGauge, Metric, MetricCache};
 
 use aigw_core::config::parse_json;
 use aigw_core::config::router::{RouterConfig, RouterPlan};
@@ -21,6 +21,7 @@ use crate::http::RouterHttp;
 pub struct RouterRoot {
     plan: Option<Rc<RouterPlan>>,
     metrics: Rc<RouterMetrics>,
+    memory: Option<MemoryGauge>,
 }
 
 /// The router filter's metrics, defined on first use (their names carry
@@ -125,12 +126,22 @@ impl RootContext for RouterRoot {
                     fold.keep("consumer", &consumers);
                 }
                 self.plan = Some(Rc::new(plan));
+                let memory = MemoryGauge::new("router");
+                memory.report();
+                self.memory = Some(memory);
+                self.set_tick_period(aigw_wasm::MEMORY_REPORT_PERIOD);
                 true
             }
             Err(errs) => {
                 log::error!("aigw-router: invalid configuration: {errs}");
                 false
             }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(m) = &self.memory {
+            m.report();
         }
     }
 
