@@ -27,8 +27,8 @@ toolchain: ## Install the wasm32-wasip1 Rust target (idempotent)
 
 build: wasm tools ## Build the wasm filters and the native tools
 
-wasm: toolchain ## Build the filters (target/wasm32-wasip1/release/*.wasm)
-	$(CARGO) build --release --target wasm32-wasip1 -p aigw-router -p aigw-provider
+wasm: toolchain ## Build the filters and the benchmark's no-op module (target/wasm32-wasip1/release/*.wasm)
+	$(CARGO) build --release --target wasm32-wasip1 -p aigw-router -p aigw-provider -p aigw-noop
 
 tools: ## Build the aigw command, the mock provider and the load generator (target/tools/)
 	$(CARGO) build --profile tools -p aigw -p mock-provider -p aigw-bench
