@@ -58,7 +58,7 @@ pub fn take_request_headers<C: HttpContext + ?Sized>(
 ) -> Headers {
     let mut all = Vec::new();
     for (name, value) in ctx.get_http_request_headers_bytes() {
-        let value = String::from_utf8_lossy(&value).into_owned();
+        let value = lossy(value);
         let remove = aigw_core::headers::is_internal(&name)
             || (credentials
                 && (aigw_core::headers::CLIENT_CREDENTIALS.contains(&name.as_str())
@@ -75,14 +75,12 @@ pub fn take_request_headers<C: HttpContext + ?Sized>(
 /// on a value that is not UTF-8, which a client can send (and a panic kills
 /// the worker's VM); such bytes read as U+FFFD here.
 pub fn request_header<C: HttpContext + ?Sized>(ctx: &C, name: &str) -> Option<String> {
-    ctx.get_http_request_header_bytes(name)
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
+    ctx.get_http_request_header_bytes(name).map(lossy)
 }
 
 /// A response header's value (see [`request_header`]).
 pub fn response_header<C: HttpContext + ?Sized>(ctx: &C, name: &str) -> Option<String> {
-    ctx.get_http_response_header_bytes(name)
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
+    ctx.get_http_response_header_bytes(name).map(lossy)
 }
 
 /// The response headers, read with one host call (see [`request_header`]
@@ -93,9 +91,15 @@ pub fn response_headers<C: HttpContext + ?Sized>(ctx: &C) -> Headers {
     Headers(
         ctx.get_http_response_headers_bytes()
             .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .map(|(name, value)| (name, lossy(value)))
             .collect(),
     )
+}
+
+/// Bytes as text: kept as they are when they are UTF-8 (no copy), with
+/// U+FFFD for the bytes that are not.
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A header map as it was read (names lowercase, as Envoy gives them).

@@ -155,11 +155,7 @@ impl ProviderHttp {
         for _ in 0..4 {
             let now = aigw_wasm::now_ms(self);
             let n = self.plan.keys.keys().len();
-            let state = PoolState::load(
-                aigw_wasm::shared_get(self, &self.shared.state_key).as_deref(),
-                &self.plan.fingerprint,
-                n,
-            );
+            let state = self.shared.state(self, &self.plan);
             let tried = self.shared.tried.borrow().get(&self.request_id);
             if !tried.is_empty() && !self.retry_counted {
                 // Another attempt of this request on this provider: a key retry.
@@ -239,12 +235,7 @@ impl ProviderHttp {
             }
         }
         // The trial kept going to other workers: use the pool's ordinary choice.
-        let n = self.plan.keys.keys().len();
-        let state = PoolState::load(
-            aigw_wasm::shared_get(self, &self.shared.state_key).as_deref(),
-            &self.plan.fingerprint,
-            n,
-        );
+        let state = self.shared.state(self, &self.plan);
         let tried = self.shared.tried.borrow().get(&self.request_id);
         let choice = provider::choose_key(
             &self.plan,

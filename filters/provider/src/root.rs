@@ -50,7 +50,34 @@ pub struct Shared {
     pub tried: RefCell<TriedKeys>,
     /// Shared-data key of the pool's state (all workers).
     pub state_key: String,
+    /// The pool's state as this worker last parsed it, with the version
+    /// (shared data's CAS value) it was read at.
+    pub state_cache: RefCell<Option<(u32, Rc<PoolState>)>>,
     pub metrics: Vec<KeyMetrics>,
+}
+
+impl Shared {
+    /// The pool's state: read from shared data, parsed only when it changed
+    /// since this worker last parsed it.
+    pub fn state<C: Context + ?Sized>(&self, ctx: &C, plan: &ProviderPlan) -> Rc<PoolState> {
+        let (bytes, cas) = ctx.get_shared_data(&self.state_key);
+        if let (Some(cas), Ok(cache)) = (cas, self.state_cache.try_borrow()) {
+            if let Some((seen, state)) = cache.as_ref() {
+                if *seen == cas {
+                    return Rc::clone(state);
+                }
+            }
+        }
+        let state = Rc::new(PoolState::load(
+            bytes.as_deref(),
+            &plan.fingerprint,
+            plan.keys.keys().len(),
+        ));
+        if let (Some(cas), Ok(mut cache)) = (cas, self.state_cache.try_borrow_mut()) {
+            *cache = Some((cas, Rc::clone(&state)));
+        }
+        state
+    }
 }
 
 /// One provider this filter instance serves: its plan and its per-worker state.
@@ -268,6 +295,7 @@ impl RootContext for ProviderRoot {
                 selector: RefCell::new(Selector::new(n)),
                 tried: RefCell::new(TriedKeys::default()),
                 state_key,
+                state_cache: RefCell::new(None),
                 metrics,
             });
             // Ticks probe keys (with a health check) and report the VM's memory.

@@ -117,6 +117,8 @@ impl RootContext for RouterRoot {
                     let models: Vec<&str> =
                         plan.table.listed().iter().map(|m| m.id.as_str()).collect();
                     fold.keep("model", &models);
+                    // Most targets serve the model under the name clients use.
+                    fold.keep("served_model", &models);
                     let consumers: Vec<&str> = plan
                         .consumers
                         .list()
