@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -211,6 +212,8 @@ class Gateway:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self._log.close()
+        # A failed test printed Envoy's log already (conftest's report hook runs first).
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- HTTP helpers -----------------------------------------------------
 
