@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import importlib.util
 import json
 import os
@@ -86,6 +87,8 @@ SETTINGS = {
     # The latency bound of "throughput at a p99 bound" (small chat).
     "p99_bound_us": int(os.environ.get("BENCH_P99_BOUND_US", 5000)),
     "pin": os.environ.get("BENCH_NO_PIN") != "1" and (os.cpu_count() or 1) >= 2,
+    # aigw as deployed: callers present a consumer's virtual key, with token and request budgets.
+    "consumer": os.environ.get("BENCH_CONSUMER") != "0",
     # Soak: aigw (l2), small chat, open loop at this fraction of its closed-loop capacity, in
     # consecutive aigw-bench runs of `soak_chunk_s`; memory sampled every `sample_every_s`.
     "soak_s": float(os.environ.get("BENCH_SOAK_S", 20 if QUICK else 600)),
@@ -107,6 +110,8 @@ MODEL = "small"
 TRANSLATED_MODEL = "small-translated"
 PATH = "/v1/chat/completions"
 KEY_ENV = "AIGW_BENCH_KEY"
+# The consumer's virtual key, sent by every request to every target (the others ignore it).
+CONSUMER_KEY = "sk-aigw-bench-consumer"
 PROVIDER = "mock"  # OpenAI-compatible: the pass-through route, and the one l0/l1 copy
 ANTHROPIC_PROVIDER = "mock-anthropic"  # the same mock as an Anthropic provider: the translated route
 PROVIDER_CLUSTER = f"aigw-provider-{PROVIDER}"  # `aigw render` names a provider's cluster so
@@ -210,6 +215,13 @@ def gateway(mock_url: str) -> dict:
             {"name": MODEL, "target": {"provider": PROVIDER}},
             {"name": TRANSLATED_MODEL, "target": {"provider": ANTHROPIC_PROVIDER, "model": MODEL}},
         ],
+        # Budgets far above what the bench sends: every request is authenticated, reserves its
+        # tokens and settles them, none is refused.
+        **({"consumers": [{
+            "name": "bench",
+            "keys": [{"sha256": hashlib.sha256(CONSUMER_KEY.encode()).hexdigest()}],
+            "limits": {"requestsPerMinute": 100_000_000, "tokensPerMinute": 1_000_000_000_000},
+        }]} if SETTINGS["consumer"] else {}),
     }
 
 
@@ -420,6 +432,8 @@ class Runner:
                "--connections", str(SETTINGS["connections"]), "--drain", "3", "--timeout", "5"]
         for h in wl["headers"]:
             cmd += ["-H", h]
+        if SETTINGS["consumer"]:
+            cmd += ["-H", f"authorization: Bearer {CONSUMER_KEY}"]
         if rate is not None:
             cmd += ["--rate", f"{rate:.1f}"]
         if duration is not None:
@@ -991,7 +1005,13 @@ def method(doc: dict) -> list:
         "two filters: first in the listener's chain and as the upstream filter of its own copy of the cluster, "
         "with the same VM settings); **aigw** (`l2`: the rendered chain, router wasm filter + header_to_metadata "
         "+ router, and the provider wasm filter in each provider's cluster). All keep the rendered access log "
-        "(stdout, discarded). **direct** is the mock without Envoy.",
+        "(stdout, discarded). **direct** is the mock without Envoy. "
+        + ("aigw runs as deployed with virtual keys: one consumer whose key every request presents "
+           "(`Authorization: Bearer`, sent to every target; the others ignore it), with request and token "
+           "budgets far above the load, so each request is authenticated (SHA-256 of the key), reserves its "
+           "estimated tokens and settles what the provider reported (shared data, compare-and-swap), and "
+           "none is refused."
+           if s["consumer"] else "aigw runs without consumers (`BENCH_CONSUMER=0`): no key check, no budgets."),
         "",
         "**Added** = aigw − plain in the same round, split into **VM cost** = wasm idle − plain (a VM in the "
         "path: context creation, Envoy entering the VM for every callback, context deletion) and **filter work** "

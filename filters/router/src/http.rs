@@ -319,7 +319,13 @@ impl RouterHttp {
         let Some(c) = self.consumer.and_then(|i| plan.consumers.get(i)) else {
             return;
         };
-        let details = aigw_wasm::response_code_details();
+        // Why a failed request ended decides its charge; a success needs no
+        // reason (one host call saved per request).
+        let details = if self.answer.status.is_some_and(|s| s >= 400) {
+            aigw_wasm::response_code_details()
+        } else {
+            String::new()
+        };
         // Only what the provider reported settles a budget; the gateway's own
         // estimate does not (the reservation stands instead).
         let reported = self
@@ -489,9 +495,10 @@ impl HttpContext for RouterHttp {
                     self.set_http_response_header(name, None);
                 }
             }
+            // Every x-ratelimit-* header is gone by now: added, not replaced.
             if let Some(hold) = &self.hold {
                 for (name, value) in consumer::rate_limit_headers(&hold.status) {
-                    self.set_http_response_header(name, Some(&value));
+                    self.add_http_response_header(name, &value);
                 }
             }
         }
