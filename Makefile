@@ -53,7 +53,7 @@ validate-configs: build venv ## aigw validate + envoy --mode validate on every s
 		ENVOY_BIN=$(VENV)/bin/envoy $(TOOLS_DIR)/aigw validate $$f --wasm-dir $(WASM_DIR) || exit 1; \
 	done
 
-bench: build venv ## Benchmark plain Envoy vs the aigw chain (not part of test; ~11 min, BENCH_QUICK=1 ~1 min); writes bench/results/
+bench: build venv ## Benchmark plain Envoy, wasm idle and the aigw chain, a soak, LiteLLM (not part of test; ~40 min, BENCH_QUICK=1 ~4 min); writes bench/results/
 	AIGW_BIN_DIR=$(CURDIR)/$(TOOLS_DIR) AIGW_WASM_DIR=$(CURDIR)/$(WASM_DIR) ENVOY_BIN=$(CURDIR)/$(VENV)/bin/envoy \
 		$(PY) bench/run.py
 

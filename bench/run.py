@@ -98,6 +98,8 @@ SETTINGS = {
     # LiteLLM: rounds, one-at-a-time requests per run, open-loop rate as a fraction of its
     # one-at-a-time rate, open-loop run length (enough for ~`litellm_open_requests`, bounded).
     "litellm": os.environ.get("BENCH_LITELLM") != "0",
+    # The price of each kind of host call, from the no-op module asked to make N of them.
+    "hostcalls": os.environ.get("BENCH_HOSTCALLS") != "0",
     "litellm_workloads": ["small", "sse64"],
     "litellm_rounds": 1 if QUICK else 2,
     "litellm_samples": 100 if QUICK else 300,
@@ -299,8 +301,73 @@ def build_bootstrap(rendered: dict) -> dict:
     hcm1["http_filters"] = [noop_filter(router_wasm)] + hcm1["http_filters"]
     hcm1["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"] = "bench-noop-mock"
 
-    res["listeners"] = [l0, l1, l2]
+    listeners = [l0, l1, l2]
+    # The host-call phase: l1 with its downstream no-op module making calls at request headers.
+    for name, work in HOSTCALL_WORK.items():
+        lx = copy.deepcopy(l1)
+        lx["name"] = name
+        f = _hcm(lx)["http_filters"][0]["typed_config"]["config"]
+        f["name"] = f"aigw-noop-{name}"
+        f["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": work}
+        listeners.append(lx)
+    res["listeners"] = listeners
     return boot
+
+
+# Listeners of the host-call phase: what the no-op module does per request (bench/noop-filter).
+HOSTCALL_CALLS = 20
+HOSTCALL_WORK = {
+    "hc_reads": f"reads={HOSTCALL_CALLS}",
+    "hc_sets": f"sets={HOSTCALL_CALLS}",
+    "hc_props": f"props={HOSTCALL_CALLS}",
+    "hc_clock": f"clock={HOSTCALL_CALLS}",
+    "hc_hold": "hold=1",
+}
+HOSTCALL_TITLES = {
+    "hc_reads": "read of a request header (Envoy calls back into the VM to allocate the value)",
+    "hc_sets": "write of a request header",
+    "hc_props": "write of a filter-state property",
+    "hc_clock": "read of the clock (no data returned)",
+    "hc_hold": "holding headers and body until the body ends (once per request, not per call)",
+}
+
+
+def hostcall_prices(runner: "Runner", wl: dict) -> dict:
+    """Envoy CPU per request of l1 and of each host-call listener, closed loop, interleaved,
+    several rounds; the price of one call = (listener − l1) ÷ calls, median over rounds."""
+    wl = dict(wl, name="small")
+    targets = ["l1", *HOSTCALL_WORK]
+    rounds = []
+    for rnd in range(SETTINGS["rounds"] + 2):
+        rr = {}
+        for t in rotate(targets, rnd):
+            rr[t] = runner.run(t, wl, "closed", duration=SETTINGS["capacity_s"]).get("envoy_cpu_us_per_request")
+        rounds.append(rr)
+    prices = {}
+    for t in HOSTCALL_WORK:
+        calls = 1 if t == "hc_hold" else HOSTCALL_CALLS
+        prices[t] = med_spread([(rr[t] - rr["l1"]) / calls for rr in rounds
+                                if rr.get(t) is not None and rr.get("l1") is not None])
+    log(f"host-call prices (µs per call): { {t: get(p, 'median') for t, p in prices.items()} }")
+    return {"calls": HOSTCALL_CALLS, "rounds": rounds, "prices": prices,
+            "l1_cpu_us": med_spread([rr.get("l1") for rr in rounds])}
+
+
+def hostcall_section(doc: dict) -> list:
+    hc = doc.get("hostcalls")
+    if not hc:
+        return []
+    out = ["## Host-call prices", "",
+           f"What a proxy-wasm filter pays Envoy for each kind of call, on this machine: the no-op module of "
+           f"`l1` (`bench/noop-filter`) configured to make {hc['calls']} calls of one kind at request headers, "
+           f"on copies of `l1`; Envoy CPU per request (closed loop, {SETTINGS['capacity_s']} s runs, "
+           f"{len(hc['rounds'])} rounds interleaved) minus `l1`'s ({fmt(hc['l1_cpu_us'], ' µs')}), divided by the "
+           "calls. The CPU figure has 10 ms ticks and the machine is shared: read the prices as orders of "
+           "magnitude.", "",
+           "| Call | µs per call, median [min…max] |", "|---|---|"]
+    for t, title in HOSTCALL_TITLES.items():
+        out.append(f"| {title} | {fmt(hc['prices'].get(t))} |")
+    return out + [""]
 
 
 def noop_filter(wasm_filter: dict) -> dict:
@@ -413,10 +480,10 @@ class Runner:
         self.workdir = workdir
         self.urls = {
             "direct": f"{mock.url}{PATH}",
-            **{t: f"http://127.0.0.1:{envoy.ports[t]}{PATH}" for t in LISTENERS},
+            **{t: f"http://127.0.0.1:{envoy.ports[t]}{PATH}" for t in envoy.ports},
         }
         # Per target, the process in the path and how to read its CPU time (none for direct).
-        self.meters = {t: ("envoy", envoy.cpu_seconds) for t in LISTENERS}
+        self.meters = {t: ("envoy", envoy.cpu_seconds) for t in envoy.ports}
 
     def add_target(self, name: str, url: str, process: str, cpu_seconds) -> None:
         """Another target (e.g. LiteLLM): runs against it report `<process>_cpu_us_per_request`."""
@@ -1244,6 +1311,7 @@ def markdown(doc: dict) -> str:
             out += workload_section(name, f)
     out += litellm_section(doc)
     out += memory_section(doc)
+    out += hostcall_section(doc)
     out += ["## Not measured yet", ""]
     if not doc.get("soak"):
         out.append("- This run: no soak, so no verdict on VM memory over time (BENCH_SOAK_S=0).")
@@ -1332,6 +1400,8 @@ def main() -> int:
             raw["soak"] = soak(runner, envoy, wls["small"], rate) | {"rate_basis": basis}
             soak_f = soak_figures(raw["soak"])
             memory["after_soak"] = raw["soak"]["after"]
+        if SETTINGS["hostcalls"]:
+            raw["hostcalls"] = hostcall_prices(runner, wls["small"])
         if ll_exe is not None:
             ll = run_litellm(runner, mock, workdir, ll_exe, wls)
     except Exception:
@@ -1355,6 +1425,7 @@ def main() -> int:
         "figures": figs,
         "soak": soak_f,
         "litellm": ll,
+        "hostcalls": raw.get("hostcalls"),
         "raw": raw,
         "json_name": f"{stamp}.json",
         "elapsed_s": time.monotonic() - t_start,

@@ -79,13 +79,18 @@ def test_the_bench_bootstrap_passes_envoy_validate(bench, built):
     bench.validate(path, {**os.environ, KEY_ENV: "sk-bench"})
 
 
-def test_listeners_differ_only_in_http_filters_and_route(built):
+def test_listeners_differ_only_in_http_filters_and_route(bench, built):
     _, boot, _, _ = built
     ls = listeners(boot)
-    assert list(ls) == ["l0", "l1", "l2"]
+    assert list(ls) == ["l0", "l1", "l2", *bench.HOSTCALL_WORK]
     base = without_filters_and_routes(ls["l0"])
-    for name in ("l1", "l2"):
+    for name in ("l1", "l2", *bench.HOSTCALL_WORK):
         assert without_filters_and_routes(ls[name]) == base, name
+    # The host-call listeners are l1 but for the no-op module's configuration.
+    for name, work in bench.HOSTCALL_WORK.items():
+        (noop, router) = hcm(ls[name])["http_filters"]
+        assert noop["typed_config"]["config"]["configuration"]["value"] == work
+        assert hcm(ls[name])["route_config"] == hcm(ls["l1"])["route_config"]
     for lst in ls.values():
         assert lst["address"]["socket_address"]["port_value"] == 0
 
