@@ -999,13 +999,20 @@ def targets(figs: dict, soak_f: dict | None = None, ll: dict | None = None) -> l
     if "sse_paced" in figs:
         p = figs["sse_paced"]
         ev = {t: get(p[t], "events", "per_response_mean") for t in TARGETS}
+        g50 = {t: get(p[t], "gap_us", "p50") for t in TARGETS}
         gmin = {t: get(p[t], "gap_us", "min") for t in TARGETS}
-        held = gmin["l2"] is not None and gmin["l2"] < 1000
+        # A filter that held chunks would deliver them in pairs: many gaps near zero, the median
+        # gap far under the 2 ms the mock paces at. The smallest gap alone says little: one
+        # scheduling hiccup of the client makes it tiny on any target.
+        ok = None
+        if g50["l2"] is not None and g50["l0"] is not None:
+            ok = ev["l2"] == ev["l0"] and g50["l2"] >= g50["l0"] - 500
         rows.append(("Streaming: no chunk held back",
                      f"16 chunks 2 ms apart: events per response direct {ev['direct']}, plain {ev['l0']}, "
-                     f"wasm idle {ev['l1']}, aigw {ev['l2']}; smallest gap between events: plain {gmin['l0']} µs, "
-                     f"wasm idle {gmin['l1']} µs, aigw {gmin['l2']} µs",
-                     verdict(None if gmin["l2"] is None else (not held and ev["l2"] == ev["l0"]))))
+                     f"wasm idle {ev['l1']}, aigw {ev['l2']}; median gap between events: plain {g50['l0']} µs, "
+                     f"wasm idle {g50['l1']} µs, aigw {g50['l2']} µs (smallest: plain {gmin['l0']}, aigw "
+                     f"{gmin['l2']} µs)",
+                     verdict(ok)))
     if {"small", "prompt16k", "prompt256k"} <= figs.keys():
         a = {k: get(figs[k]["sequential"], "added_p50_us", "median") for k in ("small", "prompt16k", "prompt256k")}
         sizes = {k: figs[k]["size_kib"] for k in a}
