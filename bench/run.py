@@ -963,6 +963,13 @@ def split(row: dict, label: str) -> str:
     return f"VM cost {fmt(row.get(f'vm_{label}_us'), ' µs')}, filter work {fmt(row.get(f'work_{label}_us'), ' µs')}"
 
 
+# What one pass over a request body costs the router filter per KiB: copying it into the VM and
+# reading it, with the prompt's token estimate a consumer's token budget needs (1.2–1.6 µs/KiB in
+# wasm or natively, `cargo run --release -p aigw-core --example hotpath`), with some margin.
+# A slope above it means more than one pass: worse than linear.
+LINEAR_US_PER_KIB = 2.0
+
+
 def targets(figs: dict, soak_f: dict | None = None, ll: dict | None = None) -> list:
     """PRODUCT.md's performance targets against what this run measured."""
     rows = []
@@ -1019,12 +1026,14 @@ def targets(figs: dict, soak_f: dict | None = None, ll: dict | None = None) -> l
         if None not in a.values():
             s16 = (a["prompt16k"] - a["small"]) / (sizes["prompt16k"] - sizes["small"])
             s256 = (a["prompt256k"] - a["small"]) / (sizes["prompt256k"] - sizes["small"])
-            # Linear or better: the per-KiB cost up to 256 KiB is at most 1.5x the one up to 16 KiB
-            # (or under 1 µs/KiB, where the 16 KiB slope is mostly noise).
-            ok = s256 <= max(1.5 * s16, 1.0)
+            # Linear or better: the per-KiB cost up to 256 KiB is at most 1.5x the one up to 16 KiB,
+            # or at most LINEAR_US_PER_KIB, one pass over the body: the 16 KiB step (16 KiB at
+            # ~1 µs/KiB) is within the one-at-a-time noise (±100 µs), so its slope alone says little.
+            ok = s256 <= max(1.5 * s16, LINEAR_US_PER_KIB)
             rows.append(("Large prompt: added latency grows linearly with size",
                          f"added p50 one at a time: {a['small']:g} µs (0.3 KiB), {a['prompt16k']:g} µs (16 KiB), "
-                         f"{a['prompt256k']:g} µs (256 KiB): {s16:.2f} µs/KiB to 16 KiB, {s256:.2f} µs/KiB to 256 KiB",
+                         f"{a['prompt256k']:g} µs (256 KiB): {s16:.2f} µs/KiB to 16 KiB, {s256:.2f} µs/KiB to 256 KiB "
+                         f"(linear: at most 1.5× the first slope, or {LINEAR_US_PER_KIB:g} µs/KiB, one pass over the body)",
                          verdict(ok)))
     rows.append(memory_target(soak_f))
     rows.append(litellm_target(ll))
@@ -1121,8 +1130,9 @@ def method(doc: dict) -> list:
             "each filter's VM on the worker; a VM's memory never shrinks; reported every "
             f"{VM_GAUGE_PERIOD_S:.0f} s, so a sample can be up to that old) are read at idle (1 s after Envoy "
             "started, before any request), at steady state (after every workload, before the soak) and after "
-            f"the soak. The soak: aigw, small chat, open loop at {s['soak_fraction']:.0%} of aigw's closed-loop "
-            f"capacity measured in the small chat workload, {s['soak_s']:.0f} s as consecutive "
+            f"the soak. The soak: aigw, small chat, open loop at {s['soak_fraction']:.0%} of the highest rate "
+            "aigw sustained within the p99 bound in the small chat workload (headroom: the soak measures "
+            f"memory, not the edge of capacity), {s['soak_s']:.0f} s as consecutive "
             f"{s['soak_chunk_s']:.0f} s runs (latency per run: a drift shows), memory sampled every "
             f"{s['sample_every_s']:.0f} s; the last sample is taken {VM_GAUGE_PERIOD_S + 1:.0f} s after the "
             "load stops, so the gauges have reported once more. Flat = neither VM gauge grew between the "
@@ -1339,8 +1349,15 @@ def markdown(doc: dict) -> str:
 
 
 def soak_rate(runner: Runner, figs: dict, wl: dict) -> tuple:
-    """The soak's rate: a fraction of aigw's closed-loop small-chat capacity (from the small
-    workload's rounds, or measured now if it did not run), and what it was a fraction of."""
+    """The soak's rate: a fraction of the highest rate aigw sustained with its p99 within the
+    bound in the small workload (a rate with headroom: a soak measures memory, not the edge of
+    capacity, where a short disturbance builds a queue that takes minutes to drain), or of its
+    closed-loop capacity (measured now if the small workload did not run); and its basis."""
+    bounded = get(figs.get("small"), "rate_within_bound", "l2", "median")
+    if bounded:
+        return max(1.0, bounded * SETTINGS["soak_fraction"]), (
+            f"the highest rate aigw sustained with p99 ≤ {SETTINGS['p99_bound_us']} µs in the small chat "
+            f"workload, {bounded:.0f} req/s")
     cap = get(figs.get("small"), "capacity", "l2", "median")
     if cap:
         basis = f"aigw's closed-loop capacity in the small chat workload, {cap:.0f} req/s"

@@ -133,6 +133,31 @@ fn main() {
         };
         black_box((request_key(&s), request_values(&s)));
     });
+    // A 256 KiB prompt: the per-KiB cost of reading a body once.
+    let words = "the quick brown fox jumps over the lazy dog ".repeat(256 * 1024 / 44);
+    let big = serde_json::to_vec(
+        &serde_json::json!({"model": "small", "messages": [{"role": "user", "content": words}]}),
+    )
+    .unwrap();
+    let kib = big.len() as f64 / 1024.0;
+    let t = Instant::now();
+    for _ in 0..20 {
+        black_box(router::route_body(&rplan, None, Operation::ChatCompletions, &big, &[]).unwrap());
+    }
+    println!(
+        "{:28} {:8.2} µs per KiB",
+        "router: route_body 256 KiB",
+        t.elapsed().as_secs_f64() * 1e6 / 20.0 / kib
+    );
+    let t = Instant::now();
+    for _ in 0..20 {
+        black_box(aigw_core::schema::openai::summarize_request_with_estimate(&big).unwrap());
+    }
+    println!(
+        "{:28} {:8.2} µs per KiB",
+        "summary + estimate 256 KiB",
+        t.elapsed().as_secs_f64() * 1e6 / 20.0 / kib
+    );
     let hdrs: Vec<(String, Vec<u8>)> = [
         ("host", "127.0.0.1:1234"),
         (":path", "/v1/chat/completions"),

@@ -510,7 +510,7 @@ impl HttpContext for ProviderHttp {
             };
             self.ensure_request_header(&all, name, slot.as_deref());
         }
-        self.set_http_request_header(":authority", Some(&attempt.authority));
+        self.ensure_request_header(&all, ":authority", Some(&attempt.authority));
         if let Some((name, value)) = &attempt.auth {
             self.set_http_request_header(name, Some(value));
         }
@@ -524,7 +524,7 @@ impl HttpContext for ProviderHttp {
             }
         }
         if let Some(path) = &attempt.path {
-            self.set_http_request_header(":path", Some(path));
+            self.ensure_request_header(&all, ":path", Some(path));
         }
         log::debug!(
             "[{}] {} {:?} {} key={}",
