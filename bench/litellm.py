@@ -56,7 +56,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -108,15 +107,6 @@ def ensure_venv(root: Path) -> Path:
 
 
 # --- the proxy -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A port free right now (bound then released; LiteLLM cannot report a port-0 bind)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _stat(pid: int) -> list[str]:
@@ -175,7 +165,8 @@ class LiteLLM:
         self.proc: subprocess.Popen | None = None
         # The port is free when chosen but may be taken before LiteLLM binds it: try again then.
         for attempt in range(3):
-            self.port = free_port()
+            # A port free right now: LiteLLM cannot report a port-0 bind.
+            self.port = harness.closed_port()
             self.url = f"http://127.0.0.1:{self.port}"
             t0 = time.monotonic()
             self._start()
