@@ -2,6 +2,9 @@
 provider/model form, renames, /v1/models, and spoofed internal headers."""
 from __future__ import annotations
 
+import http.client
+import json
+
 import pytest
 
 from harness import gateway_yaml, provider
@@ -166,6 +169,27 @@ def test_providers_are_asked_for_uncompressed_responses(env):
     gw, alpha, _ = env
     r = gw.chat({"model": "gpt-4o-mini", "messages": []}, headers={"accept-encoding": "gzip, deflate, br"})
     assert r.status == 200
+    assert last(alpha)["headers"]["accept-encoding"] == "identity"
+
+
+def test_a_header_written_only_when_needed_is_still_the_only_value(env):
+    # The provider filter skips writing accept-encoding when the request already says
+    # identity; a second value the client sent must not survive that shortcut.
+    gw, alpha, _ = env
+    conn = http.client.HTTPConnection(gw.host, gw.port, timeout=30)
+    try:
+        body = json.dumps({"model": "gpt-4o-mini", "messages": []}).encode()
+        conn.putrequest("POST", "/v1/chat/completions", skip_accept_encoding=True)
+        conn.putheader("content-type", "application/json")
+        conn.putheader("content-length", str(len(body)))
+        conn.putheader("accept-encoding", "identity")
+        conn.putheader("accept-encoding", "gzip")
+        conn.endheaders(body)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200
+    finally:
+        conn.close()
     assert last(alpha)["headers"]["accept-encoding"] == "identity"
 
 
