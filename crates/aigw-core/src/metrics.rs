@@ -215,6 +215,8 @@ impl RequestLabels {
 
 /// The raw label values of a request, as one key (for a cache of the
 /// metrics of each label combination, which skips folding and naming).
+/// Values are joined by `\n`, which none contains: a model name with a
+/// control character is refused, the others come from headers and config.
 pub fn request_key(s: &RequestSample<'_>) -> String {
     let mut key = String::with_capacity(
         s.model.len() + s.served_model.len() + s.provider.len() + s.consumer.len() + 8,
@@ -356,6 +358,55 @@ mod tests {
         // Configured values never fold.
         f.keep("model", &["gpt-4o"]);
         assert_eq!(f.value("model", "gpt-4o"), "gpt-4o");
+    }
+
+    #[test]
+    fn the_cache_key_tells_every_label_combination_apart() {
+        let base = RequestSample {
+            model: "a",
+            served_model: "b",
+            provider: "c",
+            consumer: "d",
+            status: Some(200),
+            ..RequestSample::default()
+        };
+        let mut keys = std::collections::HashSet::new();
+        for s in [
+            base.clone(),
+            RequestSample {
+                model: "x",
+                ..base.clone()
+            },
+            RequestSample {
+                served_model: "x",
+                ..base.clone()
+            },
+            RequestSample {
+                provider: "x",
+                ..base.clone()
+            },
+            RequestSample {
+                consumer: "x",
+                ..base.clone()
+            },
+            RequestSample {
+                status: Some(500),
+                ..base.clone()
+            },
+            RequestSample {
+                status: None,
+                ..base.clone()
+            },
+        ] {
+            assert!(keys.insert(request_key(&s)), "{s:?}");
+        }
+        // Values that are not labels do not split the key.
+        let other = RequestSample {
+            duration_ms: 99,
+            ttft_ms: Some(1),
+            ..base.clone()
+        };
+        assert_eq!(request_key(&other), request_key(&base));
     }
 
     #[test]
