@@ -298,14 +298,6 @@ impl RootContext for ProviderRoot {
                 state_cache: RefCell::new(None),
                 metrics,
             });
-            // Ticks probe keys (with a health check) and report the VM's memory.
-            let mut tick = aigw_wasm::MEMORY_REPORT_PERIOD;
-            if !chain {
-                if let Some(hc) = &plan.health_check {
-                    tick = tick.min(Duration::from_millis(hc.interval_ms));
-                }
-            }
-            self.set_tick_period(tick);
             members.push(Member {
                 plan: Rc::new(plan),
                 shared,
@@ -315,6 +307,15 @@ impl RootContext for ProviderRoot {
             let names: Vec<&str> = members.iter().map(|m| m.plan.name.as_str()).collect();
             log::info!("aigw-provider: fallback chain {}", names.join(" -> "));
         }
+        // Ticks probe keys (a single provider with a health check; a chain has two or more)
+        // and report the VM's memory.
+        let health_check = match members.as_slice() {
+            [one] => one.plan.health_check.as_ref().map(|hc| hc.interval_ms),
+            _ => None,
+        };
+        self.set_tick_period(health_check.map_or(aigw_wasm::MEMORY_REPORT_PERIOD, |ms| {
+            aigw_wasm::MEMORY_REPORT_PERIOD.min(Duration::from_millis(ms))
+        }));
         self.members = Rc::new(members);
         let memory = aigw_wasm::MemoryGauge::new("provider");
         memory.report();
