@@ -223,19 +223,10 @@ class LiteLLM:
         self.pin_all()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"LiteLLM exited with {self.proc.returncode}. Log:\n{self.log()[-5000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"LiteLLM not ready after {STARTUP_TIMEOUT:.0f} s. Log:\n{self.log()[-5000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/health/liveliness", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
+        try:
+            harness.wait_until_ok(self.proc, lambda: self.url + "/health/liveliness", STARTUP_TIMEOUT, every=0.2)
+        except RuntimeError as e:
+            raise RuntimeError(f"LiteLLM {e}. Log:\n{self.log()[-5000:]}") from None
 
     def pin_all(self) -> None:
         """Every thread of the process and of its descendants on `cpus`."""

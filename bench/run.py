@@ -398,19 +398,10 @@ class Envoy:
             stdout=subprocess.DEVNULL, stderr=self._log, env=env, start_new_session=True,
         )
         pin(self.proc.pid, ENVOY_CPUS)
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Envoy did not start:\n{self.log_path.read_text()[-5000:]}")
-            if self.admin_path.exists() and self.admin_path.read_text().strip():
-                self.admin = "http://" + self.admin_path.read_text().strip()
-                try:
-                    with urllib.request.urlopen(self.admin + "/ready", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-            time.sleep(0.1)
+        try:
+            self.admin = harness.wait_for_envoy_admin(self.proc, self.admin_path, 60)
+        except RuntimeError as e:
+            raise RuntimeError(f"Envoy did not start ({e}):\n{self.log_path.read_text()[-5000:]}") from None
         # Threads Envoy started (workers, V8) inherit the affinity; set it again to be sure.
         for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
             pin(int(tid), ENVOY_CPUS)

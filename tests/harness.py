@@ -87,6 +87,37 @@ class Mock:
             self.proc.stdout.close()
 
 
+def wait_until_ok(proc: subprocess.Popen, url, timeout: float, every: float = 0.1) -> None:
+    """Polls until `url()` (a URL, or None while it is not known yet) answers 200. Raises
+    RuntimeError when the process exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not ready after {timeout:.0f} s")
+        u = url()
+        if u:
+            try:
+                with urllib.request.urlopen(u, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+        time.sleep(every)
+
+
+def wait_for_envoy_admin(proc: subprocess.Popen, admin_path: Path, timeout: float) -> str:
+    """The admin URL of an Envoy started with `--admin-address-path admin_path`, once its
+    `/ready` answers 200 (see `wait_until_ok`)."""
+    def ready() -> str | None:
+        address = admin_path.read_text().strip() if admin_path.exists() else ""
+        return f"http://{address}/ready" if address else None
+
+    wait_until_ok(proc, ready, timeout)
+    return "http://" + admin_path.read_text().strip()
+
+
 def closed_port() -> int:
     """A local port nothing listens on (bound then released)."""
     s = socket.socket()
@@ -167,21 +198,7 @@ class Gateway:
             raise RuntimeError(f"Envoy did not become ready. Envoy log:\n{log[-20000:]}")
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"Envoy exited with {self.proc.returncode}")
-            if self.admin_path.exists() and self.admin_path.read_text().strip():
-                self.admin = "http://" + self.admin_path.read_text().strip()
-                try:
-                    with urllib.request.urlopen(self.admin + "/ready", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("timed out")
+        self.admin = wait_for_envoy_admin(self.proc, self.admin_path, STARTUP_TIMEOUT)
         with urllib.request.urlopen(self.admin + "/listeners?format=json", timeout=5) as r:
             listeners = json.load(r)
         status = next(l for l in listeners["listener_statuses"] if l["name"] == "aigw")
