@@ -274,13 +274,7 @@ pub async fn open(args: &Args, tpl: Arc<Template>, rate: f64) -> Outcome {
         }));
     }
 
-    let mut rec = Recorder::new();
-    for w in workers {
-        match w.await {
-            Ok(r) => rec.merge(r),
-            Err(_) => rec.error("worker"),
-        }
-    }
+    let mut rec = gather(workers).await;
     let elapsed = t0.elapsed();
     // Stop the pacer if it is still waiting on a full queue, then count what never finished.
     rx.lock().await.close();
@@ -296,6 +290,18 @@ pub async fn open(args: &Args, tpl: Arc<Template>, rate: f64) -> Outcome {
         unfinished,
         elapsed,
     }
+}
+
+/// The workers' records merged into one (a worker that panicked counts as an error).
+async fn gather(workers: Vec<tokio::task::JoinHandle<Recorder>>) -> Recorder {
+    let mut rec = Recorder::new();
+    for w in workers {
+        match w.await {
+            Ok(r) => rec.merge(r),
+            Err(_) => rec.error("worker"),
+        }
+    }
+    rec
 }
 
 /// Closed loop: every connection sends its next request as soon as the last one ended.
@@ -323,13 +329,7 @@ pub async fn closed(args: &Args, tpl: Arc<Template>) -> Outcome {
             rec
         }));
     }
-    let mut rec = Recorder::new();
-    for w in workers {
-        match w.await {
-            Ok(r) => rec.merge(r),
-            Err(_) => rec.error("worker"),
-        }
-    }
+    let rec = gather(workers).await;
     let requests = rec.ok + rec.errors_total();
     Outcome {
         rec,
