@@ -149,16 +149,10 @@ pub fn configuration_bytes(raw: Option<Vec<u8>>) -> Vec<u8> {
 }
 
 /// Sets a per-request filter-state value (Envoy keeps it as `wasm.<name>`),
-/// readable by the upstream filters of every attempt of this request.
+/// readable by the access log and by the upstream filters of every attempt
+/// of this request (with `get_property`).
 pub fn set_request_property<C: HttpContext + ?Sized>(ctx: &C, name: &str, value: &str) {
     ctx.set_property(vec![name], Some(value.as_bytes()));
-}
-
-/// Reads a per-request filter-state value set by [`set_request_property`].
-pub fn request_property<C: HttpContext + ?Sized>(ctx: &C, name: &str) -> Option<String> {
-    ctx.get_property(vec![name])
-        .and_then(|v| String::from_utf8(v).ok())
-        .filter(|v| !v.is_empty())
 }
 
 /// Reads a shared-data value (shared by all worker threads of this Envoy).
